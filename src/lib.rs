@@ -1,0 +1,2 @@
+//! omlboot: config → facts → plan → apply → report for OMniLeads hosts.
+pub mod facts;
