@@ -1,0 +1,64 @@
+//! Command-line interface (clap). Kept apart from main so tests and docs can read it.
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "omlboot", version, about = "Turn a fresh Linux VM into a working OMniLeads host", long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Config file (YAML, omldeploytool inventory names) [default: /etc/omlboot/config.yaml, if present]
+    #[arg(long, short = 'c', global = true, env = "OMLBOOT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Override one config key; repeatable. Wins over the file and OMLBOOT_<KEY> env variables.
+    #[arg(long = "set", value_name = "KEY=VALUE", global = true)]
+    pub sets: Vec<String>,
+    /// Role of this host: aio, data, voice or app. Wins over everything else.
+    #[arg(long, global = true)]
+    pub role: Option<String>,
+    /// Root of the host file system read for facts and state (tests point it at a fixture tree).
+    #[arg(long, default_value = "/", global = true, env = "OMLBOOT_ROOT")]
+    pub root: PathBuf,
+    /// Use the catalog and templates from this directory instead of the built-in ones.
+    #[arg(long, value_name = "DIR", global = true, env = "OMLBOOT_UNITS")]
+    pub units: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug). OMLBOOT_LOG=<filter> also works.
+    #[arg(long, short = 'v', action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the configuration and print every resolved key (secrets redacted), with where it came from.
+    Validate {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Detect OS, NICs, private and public IP, infra_env and resources.
+    Detect {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Print the ordered steps apply would take (secrets redacted).
+    Plan {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Write every file apply would write, rooted under DIR, with the modes they will have.
+    Render {
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}

@@ -1,0 +1,329 @@
+//! Config + facts + catalog → plan. Pure: no I/O, so the same inputs always give the same plan.
+use super::{secrets, HostSummary, Plan, PlannedComponent, Step};
+use crate::catalog::{parse_mode, wiring, Component, Units};
+use crate::config::Config;
+use crate::facts::{os::PkgFamily, Facts};
+use anyhow::{bail, Result};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+const ENV_DIR: &str = "/etc/default";
+const UNIT_DIR: &str = "/etc/systemd/system";
+
+fn file_step(
+    path: String,
+    mode: u32,
+    content: String,
+    component: Option<&str>,
+    secret_values: &[&str],
+) -> Result<Step> {
+    let secret = secret_values.iter().any(|s| content.contains(s));
+    if secret && mode & 0o077 != 0 {
+        // A template change must never leak a secret into a world-readable file.
+        bail!("{path} would hold a secret with mode {mode:04o}; secrets only go into 0600 files");
+    }
+    Ok(Step::File {
+        sha256: hex::encode(Sha256::digest(content.as_bytes())),
+        size: content.len(),
+        path,
+        mode,
+        owner: "root:root".into(),
+        secret,
+        component: component.map(str::to_string),
+        content: content.into_bytes(),
+    })
+}
+
+/// Components this host runs: its role is listed and the `when:` condition holds.
+pub fn components_for<'a>(
+    units: &'a Units,
+    cfg: &Config,
+    ctx: &tera::Context,
+) -> Result<Vec<&'a Component>> {
+    let role = cfg.role().as_str();
+    let mut out = Vec::new();
+    for c in &units.catalog.components {
+        if !c.hosts.iter().any(|h| h == role) {
+            continue;
+        }
+        if let Some(expr) = &c.when {
+            if !units.condition(expr, ctx)? {
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    Ok(out)
+}
+
+/// Build the plan. `store` holds previously generated secrets; missing aio secrets are generated and the
+/// store file becomes part of the plan.
+pub fn build(
+    cfg: &mut Config,
+    facts: &Facts,
+    units: &Units,
+    store: &BTreeMap<String, String>,
+) -> Result<Plan> {
+    let kept = secrets::fill(cfg, store);
+    let ctx = wiring::context(cfg, facts)?;
+    let secret_values: Vec<String> = cfg
+        .secret_values()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let secret_refs: Vec<&str> = secret_values.iter().map(String::as_str).collect();
+    let comps = components_for(units, cfg, &ctx)?;
+    let present: Vec<&str> = comps
+        .iter()
+        .map(|c| c.unit.as_str())
+        .chain(units.catalog.host_units.iter().map(|u| u.unit.as_str()))
+        .collect();
+
+    let mut steps = Vec::new();
+    let mut warnings = cfg.warnings.clone();
+    warnings.extend(facts.warnings.iter().cloned());
+
+    // Packages: for the detected family, or every family when the OS is unknown (config-only plan).
+    let role = cfg.role().as_str();
+    let family = match facts.os.family {
+        PkgFamily::Apt => Some("apt"),
+        PkgFamily::Dnf => Some("dnf"),
+        PkgFamily::Unknown => None,
+    };
+    let mut by_family = BTreeMap::new();
+    for (fam, lists) in &units.catalog.packages {
+        if family.is_some_and(|f| f != fam) {
+            continue;
+        }
+        let mut names: Vec<String> = lists.get("all").cloned().unwrap_or_default();
+        names.extend(lists.get(role).cloned().unwrap_or_default());
+        by_family.insert(fam.clone(), names);
+    }
+    steps.push(Step::Packages { by_family });
+
+    for d in &units.catalog.directories {
+        steps.push(Step::Directory {
+            path: d.path.clone(),
+            mode: parse_mode(&d.mode)?,
+            owner: "root:root".into(),
+        });
+    }
+
+    for f in &units.catalog.host_files {
+        if let Some(w) = &f.when {
+            if !units.condition(w, &ctx)? {
+                continue;
+            }
+        }
+        steps.push(file_step(
+            f.path.clone(),
+            parse_mode(&f.mode)?,
+            units.render(&f.template, &ctx)?,
+            None,
+            &secret_refs,
+        )?);
+    }
+    if !kept.is_empty() {
+        steps.push(file_step(
+            format!("/{}", secrets::STORE_PATH),
+            0o600,
+            secrets::serialize(&kept),
+            None,
+            &secret_refs,
+        )?);
+    }
+
+    let mut planned = Vec::new();
+    let mut images: Vec<(String, Vec<String>)> = Vec::new();
+    for c in &comps {
+        let image = cfg.text(&c.image).unwrap_or_default().to_string();
+        let mut files = Vec::new();
+        let mut cctx = ctx.clone();
+        let env_path = c.env.as_ref().map(|e| format!("{ENV_DIR}/{e}"));
+        cctx.insert("unit", &c.unit);
+        cctx.insert("component", &c.name);
+        cctx.insert("container", &c.container);
+        cctx.insert("image", &image);
+        cctx.insert("env_file", &env_path.clone().unwrap_or_default());
+        cctx.insert(
+            "after",
+            &c.after
+                .iter()
+                .filter(|u| present.contains(&u.as_str()))
+                .collect::<Vec<_>>(),
+        );
+        cctx.insert(
+            "wants",
+            &c.wants
+                .iter()
+                .filter(|u| present.contains(&u.as_str()))
+                .collect::<Vec<_>>(),
+        );
+
+        if let (Some(env), Some(path)) = (&c.env, &env_path) {
+            let content = units.render(&format!("{env}.tera"), &cctx)?;
+            steps.push(file_step(
+                path.clone(),
+                0o600,
+                content,
+                Some(&c.name),
+                &secret_refs,
+            )?);
+            files.push(path.clone());
+        }
+        for f in &c.files {
+            if let Some(w) = &f.when {
+                if !units.condition(w, &cctx)? {
+                    continue;
+                }
+            }
+            steps.push(file_step(
+                f.path.clone(),
+                parse_mode(&f.mode)?,
+                units.render(&f.template, &cctx)?,
+                Some(&c.name),
+                &secret_refs,
+            )?);
+            files.push(f.path.clone());
+        }
+        let unit_path = format!("{UNIT_DIR}/{}", c.unit);
+        let unit_text = normalize_unit(&units.render(&c.template, &cctx)?);
+        steps.push(file_step(
+            unit_path.clone(),
+            0o644,
+            unit_text,
+            Some(&c.name),
+            &secret_refs,
+        )?);
+        files.insert(0, unit_path);
+
+        match images.iter_mut().find(|(r, _)| *r == image) {
+            Some((_, users)) => users.push(c.name.clone()),
+            None => images.push((image.clone(), vec![c.name.clone()])),
+        }
+        planned.push(PlannedComponent {
+            name: c.name.clone(),
+            unit: c.unit.clone(),
+            image,
+            files,
+        });
+    }
+
+    let lan = facts.private_ip.map(|i| i.to_string()).unwrap_or_default();
+    let wan = ctx
+        .get("omni_ip_wan")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let certs = wiring::CERTS_LOCATION;
+    let tls = match cfg.text("certs") {
+        Some("custom") => Step::Tls {
+            source: "custom".into(),
+            cert: format!("{certs}/cert.pem"),
+            key: format!("{certs}/key.pem"),
+            sans: Vec::new(),
+            from: Some((
+                cfg.text("cert_file_name").unwrap_or_default().into(),
+                cfg.text("key_file_name").unwrap_or_default().into(),
+            )),
+        },
+        _ => {
+            let mut sans: Vec<String> = cfg.text("fqdn").map(str::to_string).into_iter().collect();
+            sans.push(lan.clone());
+            if wan != lan {
+                sans.push(wan.clone());
+            }
+            Step::Tls {
+                source: "selfsigned".into(),
+                cert: format!("{certs}/cert.pem"),
+                key: format!("{certs}/key.pem"),
+                sans,
+                from: None,
+            }
+        }
+    };
+    if comps
+        .iter()
+        .any(|c| matches!(c.name.as_str(), "nginx" | "kamailio"))
+    {
+        steps.push(tls);
+    }
+    steps.push(Step::Timezone {
+        tz: cfg.text("TZ").unwrap_or("UTC").to_string(),
+    });
+    for (reference, components) in images {
+        steps.push(Step::Image {
+            reference,
+            components,
+        });
+    }
+    steps.push(Step::DaemonReload);
+    let mut enable: Vec<String> = Vec::new();
+    for hu in &units.catalog.host_units {
+        if units.condition(&hu.when, &ctx)? {
+            enable.push(hu.unit.clone());
+        }
+    }
+    enable.extend(comps.iter().map(|c| c.unit.clone()));
+    steps.push(Step::Enable { units: enable });
+    for c in &comps {
+        steps.push(Step::Start {
+            unit: c.unit.clone(),
+            component: c.name.clone(),
+        });
+    }
+
+    Ok(Plan {
+        host: HostSummary {
+            role: role.to_string(),
+            layout: if cfg.role().is_cluster() {
+                "cluster".into()
+            } else {
+                "aio".into()
+            },
+            private_ip: lan,
+            public_ip: wan,
+            infra_env: facts.infra_env.clone(),
+            nic: facts.nic.clone(),
+        },
+        components: planned,
+        steps,
+        warnings,
+    })
+}
+
+/// Tidy a rendered unit: no trailing spaces, no blank line inside a `\` continuation (systemd would end
+/// the command there), at most one blank line in a row, exactly one final newline.
+pub fn normalize_unit(text: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for line in text.lines().map(str::trim_end) {
+        let prev = out.last().copied();
+        if line.is_empty() && (prev.is_none_or(|p| p.is_empty() || p.ends_with('\\'))) {
+            continue;
+        }
+        if line.starts_with('[') && prev.is_some_and(|p| !p.is_empty()) {
+            out.push("");
+        }
+        out.push(line);
+    }
+    while out.last().is_some_and(|l| l.is_empty()) {
+        out.pop();
+    }
+    let mut s = out.join("\n");
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_unit;
+
+    #[test]
+    fn normalize() {
+        let t = "[Unit]\nA=1  \n\n\n[Service]\nExecStart=/bin/x \\\n\n    --y \\\n    z\n[Install]\nW=1\n\n";
+        assert_eq!(
+            normalize_unit(t),
+            "[Unit]\nA=1\n\n[Service]\nExecStart=/bin/x \\\n    --y \\\n    z\n\n[Install]\nW=1\n"
+        );
+    }
+}

@@ -1,0 +1,199 @@
+//! What must be true on the host: an ordered list of steps, built purely from config, facts and catalog.
+//! It prints as a table or JSON (secrets never included) and `render` writes its files under a directory.
+mod build;
+pub mod render;
+pub mod secrets;
+
+pub use build::build;
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostSummary {
+    pub role: String,
+    pub layout: String,
+    pub private_ip: String,
+    pub public_ip: String,
+    pub infra_env: String,
+    pub nic: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedComponent {
+    pub name: String,
+    pub unit: String,
+    pub image: String,
+    /// Files whose change means the unit must restart (unit file, env file, mounted config).
+    pub files: Vec<String>,
+}
+
+/// One step. Files carry their content for `render`/`apply`, but it is never serialized.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Step {
+    Packages {
+        /// family (apt, dnf) → package names; both families when the OS is not known yet.
+        by_family: BTreeMap<String, Vec<String>>,
+    },
+    Directory {
+        path: String,
+        #[serde(serialize_with = "octal")]
+        mode: u32,
+        owner: String,
+    },
+    File {
+        path: String,
+        #[serde(serialize_with = "octal")]
+        mode: u32,
+        owner: String,
+        sha256: String,
+        size: usize,
+        /// Holds a secret: written 0600 root, content never shown.
+        secret: bool,
+        component: Option<String>,
+        #[serde(skip)]
+        content: Vec<u8>,
+    },
+    Tls {
+        source: String,
+        cert: String,
+        key: String,
+        /// Subject alternative names of a self-signed certificate.
+        sans: Vec<String>,
+        /// certs=custom: the operator's files to install.
+        from: Option<(String, String)>,
+    },
+    Timezone {
+        tz: String,
+    },
+    Image {
+        reference: String,
+        components: Vec<String>,
+    },
+    DaemonReload,
+    Enable {
+        units: Vec<String>,
+    },
+    Start {
+        unit: String,
+        component: String,
+    },
+}
+
+fn octal<S: serde::Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{mode:04o}"))
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub host: HostSummary,
+    pub components: Vec<PlannedComponent>,
+    pub steps: Vec<Step>,
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// Human-readable table, one line per step.
+    pub fn table(&self) -> String {
+        let h = &self.host;
+        let mut out = format!(
+            "role {} ({}), private IP {}{}, public IP {}, infra_env {}\n",
+            h.role,
+            h.layout,
+            h.private_ip,
+            h.nic
+                .as_deref()
+                .map(|n| format!(" on {n}"))
+                .unwrap_or_default(),
+            h.public_ip,
+            h.infra_env
+        );
+        let rows: Vec<(String, String, String)> = self
+            .steps
+            .iter()
+            .map(|s| match s {
+                Step::Packages { by_family } => (
+                    "packages".into(),
+                    by_family.keys().cloned().collect::<Vec<_>>().join("|"),
+                    by_family
+                        .values()
+                        .next()
+                        .map(|v| v.join(" "))
+                        .unwrap_or_default(),
+                ),
+                Step::Directory { path, mode, owner } => (
+                    "directory".into(),
+                    path.clone(),
+                    format!("{mode:04o} {owner}"),
+                ),
+                Step::File {
+                    path,
+                    mode,
+                    owner,
+                    sha256,
+                    secret,
+                    ..
+                } => (
+                    "file".into(),
+                    path.clone(),
+                    format!(
+                        "{mode:04o} {owner}{} sha256:{}",
+                        if *secret { " secret" } else { "" },
+                        &sha256[..12]
+                    ),
+                ),
+                Step::Tls {
+                    source, cert, sans, ..
+                } => (
+                    "tls".into(),
+                    cert.clone(),
+                    format!(
+                        "{source}{}",
+                        if sans.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" SAN {}", sans.join(","))
+                        }
+                    ),
+                ),
+                Step::Timezone { tz } => ("timezone".into(), tz.clone(), String::new()),
+                Step::Image {
+                    reference,
+                    components,
+                } => ("image".into(), reference.clone(), components.join(",")),
+                Step::DaemonReload => ("reload".into(), "systemd".into(), "daemon-reload".into()),
+                Step::Enable { units } => (
+                    "enable".into(),
+                    format!("{} units", units.len()),
+                    units.join(" "),
+                ),
+                Step::Start { unit, component } => {
+                    ("start".into(), unit.clone(), component.clone())
+                }
+            })
+            .collect();
+        let w1 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+        let w2 = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
+        for (i, (a, b, c)) in rows.iter().enumerate() {
+            let _ = writeln!(out, "{:>3}  {a:<w1$}  {b:<w2$}  {c}", i + 1);
+        }
+        for w in &self.warnings {
+            let _ = writeln!(out, "warning: {w}");
+        }
+        out
+    }
+
+    pub fn files(&self) -> impl Iterator<Item = (&str, u32, &[u8])> {
+        self.steps.iter().filter_map(|s| match s {
+            Step::File {
+                path,
+                mode,
+                content,
+                ..
+            } => Some((path.as_str(), *mode, content.as_slice())),
+            _ => None,
+        })
+    }
+}
