@@ -109,8 +109,7 @@ pub(super) fn load(src: &Sources) -> Result<Config, ConfigErrors> {
         cfg.warnings = warnings;
         Ok(cfg)
     } else {
-        errs.0
-            .sort_by(|a, b| natural_location(&a.location).cmp(&natural_location(&b.location)));
+        errs.0.sort_by_key(|a| natural_location(&a.location));
         Err(ConfigErrors(errs.0))
     }
 }
@@ -670,17 +669,22 @@ fn cross_checks(cfg: &mut Config, file: &Origin, errs: &mut Errors, warnings: &m
     ];
     let mut by_port: BTreeMap<u64, &str> = BTreeMap::new();
     for key in port_keys {
-        if let Some(p) = cfg.int(key) {
-            if let Some(other) = by_port.insert(p, key) {
-                if key == "postgres_port" && cfg.get("postgres_host").is_some() {
-                    continue;
-                }
-                errs.push(
-                    &origin_of(cfg, key),
-                    key,
-                    format!("port {p} is already used by {other}"),
-                );
-            }
+        let Some(p) = cfg.int(key) else { continue };
+        if key == "postgres_port" && cfg.get("postgres_host").is_some() {
+            continue;
+        }
+        if let Some(other) = by_port.insert(p, key) {
+            // Blame the key the operator set, not the default it collides with.
+            let (culprit, victim) = if cfg.is_given(key) || !cfg.is_given(other) {
+                (key, other)
+            } else {
+                (other, key)
+            };
+            errs.push(
+                &origin_of(cfg, culprit),
+                culprit,
+                format!("port {p} is already used by {victim}"),
+            );
         }
     }
 }
