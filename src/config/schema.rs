@@ -317,3 +317,38 @@ pub fn allowed(kind: Kind) -> String {
         Kind::AnsibleOnly => "anything (ignored)".into(),
     }
 }
+
+/// The config reference as a Markdown table per group, embedded in README.md (a test keeps them equal).
+pub fn markdown_reference() -> String {
+    let mut groups: Vec<&str> = Vec::new();
+    for k in KEYS {
+        if !groups.contains(&k.group) {
+            groups.push(k.group);
+        }
+    }
+    let mut out = String::new();
+    for g in groups {
+        out.push_str(&format!(
+            "\n**{g}**\n\n| key | allowed | default | meaning |\n|---|---|---|---|\n"
+        ));
+        for k in KEYS.iter().filter(|k| k.group == g) {
+            let default = match (k.default, k.secret) {
+                (Some(d), _) => format!("`{d}`"),
+                (None, SecretPolicy::Generated) => "generated (aio); required (cluster)".into(),
+                (None, _) => "unset".into(),
+            };
+            let allowed = match k.kind {
+                Kind::Unsupported(_) => "rejected when set".to_string(),
+                other => allowed(other),
+            };
+            out.push_str(&format!(
+                "| `{}` | {} | {} | {} |\n",
+                k.name,
+                allowed.replace('|', "\\|"),
+                default,
+                k.doc.replace('|', "\\|")
+            ));
+        }
+    }
+    out
+}
