@@ -836,6 +836,42 @@ async fn unreachable_echo_is_a_warning_not_a_hang() {
     );
 }
 
+#[tokio::test]
+async fn echo_url_secrets_stay_out_of_source_and_warnings() {
+    let first = Server::start(vec![ok("garbage")]).await;
+    let second = Server::start(vec![ok("35.181.9.11")]).await;
+    let eps = endpoints(
+        Platform::Unknown,
+        &first.url,
+        &first.url,
+        vec![
+            format!("{}/ip?token=SECRET1", first.url),
+            format!(
+                "http://user:SECRET2@{}/ip",
+                second.url.trim_start_matches("http://")
+            ),
+        ],
+    );
+    let (found, warnings) = run(Platform::Unknown, &eps, true).await;
+    assert_eq!(
+        found,
+        Some(PublicIp {
+            address: ip("35.181.9.11"),
+            source: format!("echo:{}/ip", second.url)
+        })
+    );
+    assert_eq!(
+        warnings,
+        vec![format!(
+            "{}/ip answered \"garbage\", which is not an IPv4 address; ignored",
+            first.url
+        )]
+    );
+    // The secrets were still sent: only the output hides them.
+    assert_eq!(first.requests()[0].target, "/ip?token=SECRET1");
+    assert!(second.requests()[0].header("authorization").is_some());
+}
+
 // ---------------------------------------------------------------------------------------------
 // cloud-init instance data.
 
@@ -925,6 +961,37 @@ async fn unknown_ec2_lookalike_does_not_trust_its_instance_data() {
     assert_eq!(found, None);
     assert!(warnings.is_empty());
     assert_eq!(trap.connections(), 0);
+}
+
+#[tokio::test]
+async fn instance_data_with_a_private_address_is_a_warning_and_asks_the_service() {
+    let data = serde_json::json!({
+        "v1": {"cloud_name": "aws", "platform": "ec2"},
+        "ds": {"meta-data": {"public-ipv4": "10.1.2.3", "local-ipv4": "10.1.2.3"}}
+    });
+    let server = Server::start(AWS.script(vec![ok("54.210.40.1")])).await;
+    let eps = endpoints(Platform::Aws, &server.url, &server.url, vec![]);
+    let (found, warnings) = discover(
+        &fixture("no-dmi"),
+        Some(&data),
+        Platform::Aws,
+        &eps,
+        &policy(),
+        false,
+    )
+    .await;
+    assert_eq!(
+        found,
+        Some(PublicIp {
+            address: ip("54.210.40.1"),
+            source: "metadata:aws".into()
+        })
+    );
+    assert_eq!(
+        warnings,
+        vec!["cloud-init instance data ds.meta-data.public-ipv4 holds 10.1.2.3, which is not a public address (private, loopback, link-local or reserved); asking the metadata service instead".to_string()]
+    );
+    AWS.assert_requests(&server, 1, 0);
 }
 
 #[test]

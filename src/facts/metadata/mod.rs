@@ -163,7 +163,7 @@ impl Http {
             .timeout(policy.total_timeout)
             .user_agent(concat!("omlboot/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {}", error_chain(&e)))?;
+            .map_err(|e| format!("cannot build the HTTP client: {}", root_cause(&e)))?;
         Ok(Http {
             client,
             policy: policy.clone(),
@@ -178,6 +178,10 @@ impl Http {
     /// timeouts) up to `policy.retries` more times with exponential backoff. 404 and other
     /// 4xx are final at once: asking again will not change the answer.
     pub async fn send(&self, req: &Request<'_>) -> Reply {
+        // A malformed URL is a configuration mistake: asking again cannot help.
+        if let Err(e) = reqwest::Url::parse(req.url) {
+            return Reply::Transport(format!("not a usable URL ({e})"));
+        }
         let headers = match header_map(req.headers) {
             Ok(h) => h,
             Err(e) => return Reply::Transport(e),
@@ -251,9 +255,9 @@ impl Http {
                 self.policy.total_timeout.as_millis()
             )
         } else if e.is_connect() {
-            format!("cannot connect: {}", error_chain(e))
+            format!("cannot connect: {}", root_cause(e))
         } else {
-            error_chain(e)
+            root_cause(e)
         }
     }
 }
@@ -264,34 +268,23 @@ fn header_map(headers: &[(&'static str, &str)]) -> Result<HeaderMap, String> {
         // The value may come from a service (the AWS token): never echo it in the message.
         let value = HeaderValue::from_str(value)
             .map_err(|_| format!("the value for header {name} is not a valid header value"))?;
-        map.insert(HeaderName::from_static(name), value);
+        // from_bytes, not from_static: the latter panics on a bad name instead of failing.
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| format!("{name:?} is not a valid header name"))?;
+        map.insert(name, value);
     }
     Ok(map)
 }
 
-/// The innermost causes of an error, without the URL reqwest puts in its own message
-/// (callers name the URL themselves).
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = Vec::new();
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        let text = match err.downcast_ref::<reqwest::Error>() {
-            Some(r) if r.url().is_some() => {
-                // Clone without the URL so the text reads "error sending request".
-                let mut plain = format!("{r}");
-                if let Some(url) = r.url() {
-                    plain = plain.replace(&format!(" for url ({url})"), "");
-                }
-                plain
-            }
-            _ => err.to_string(),
-        };
-        if !parts.iter().any(|p: &String| p.contains(&text)) {
-            parts.push(text);
-        }
-        cur = err.source();
+/// The innermost cause of an error ("Connection refused (os error 111)"): reqwest's own
+/// layers ("error sending request for url (…): client error (Connect): …") add nothing a
+/// person can act on, and the callers name the URL themselves.
+pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
     }
-    parts.join(": ")
+    cur.to_string()
 }
 
 /// `true` for an address that can be reached from the Internet: not private, loopback,
@@ -313,17 +306,17 @@ pub fn is_public_ipv4(ip: Ipv4Addr) -> bool {
         || a >= 240)
 }
 
-/// Parse a service's text answer as a public IPv4; the error is the reason it is not one.
+/// Parse a text answer as a public IPv4; the error names the value and why it is not one.
 pub fn parse_public_ipv4(text: &str) -> Result<Ipv4Addr, String> {
     let text = text.trim();
     let ip: Ipv4Addr = text
         .parse()
-        .map_err(|_| format!("answered {}, which is not an IPv4 address", snippet(text)))?;
+        .map_err(|_| format!("{}, which is not an IPv4 address", snippet(text)))?;
     if is_public_ipv4(ip) {
         Ok(ip)
     } else {
         Err(format!(
-            "answered {ip}, which is not a public address (private, loopback, link-local or reserved)"
+            "{ip}, which is not a public address (private, loopback, link-local or reserved)"
         ))
     }
 }
@@ -347,7 +340,7 @@ pub fn ip_outcome(url: &str, reply: Reply) -> Outcome {
         }
         Reply::Body(body) => match parse_public_ipv4(&body) {
             Ok(ip) => Outcome::Found(ip),
-            Err(why) => Outcome::Failed(format!("{url} {why}; ignored")),
+            Err(why) => Outcome::Failed(format!("{url} answered {why}; ignored")),
         },
         Reply::NotFound => Outcome::Absent(format!("{url} answered 404: no public IPv4 there")),
         Reply::Status(s) => Outcome::Failed(format!("{url} answered HTTP {s}")),
@@ -396,7 +389,7 @@ pub fn from_instance_data(
     Some(match parse_public_ipv4(&value) {
         Ok(ip) => Ok((ip, path)),
         Err(why) => Err(format!(
-            "cloud-init instance data {path} {why}; asking the metadata service instead"
+            "cloud-init instance data {path} holds {why}; asking the metadata service instead"
         )),
     })
 }
