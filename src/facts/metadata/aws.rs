@@ -62,7 +62,7 @@ async fn fetch_token(http: &Http, base: &str) -> Option<String> {
                 && token.bytes().all(|b| b.is_ascii_graphic());
             usable.then(|| token.to_string())
         }
-        Reply::NotFound | Reply::Status(_) | Reply::Transport(_) => None,
+        Reply::NotFound | Reply::Status(_) | Reply::Transport(_) | Reply::Invalid(_) => None,
     }
 }
 

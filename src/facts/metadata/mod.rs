@@ -125,6 +125,9 @@ pub enum Reply {
     Status(StatusCode),
     /// No HTTP answer at all (connect error, timeout, broken body), after retries ran out.
     Transport(String),
+    /// The request could not be made or its answer cannot be used, and asking again would
+    /// not change that (malformed URL, oversized answer).
+    Invalid(String),
 }
 
 impl Http {
@@ -180,11 +183,11 @@ impl Http {
     pub async fn send(&self, req: &Request<'_>) -> Reply {
         // A malformed URL is a configuration mistake: asking again cannot help.
         if let Err(e) = reqwest::Url::parse(req.url) {
-            return Reply::Transport(format!("not a usable URL ({e})"));
+            return Reply::Invalid(format!("not a usable URL ({e})"));
         }
         let headers = match header_map(req.headers) {
             Ok(h) => h,
-            Err(e) => return Reply::Transport(e),
+            Err(e) => return Reply::Invalid(e),
         };
         let mut attempt: u32 = 0;
         loop {
@@ -192,7 +195,7 @@ impl Http {
             let transient = match &reply {
                 Reply::Status(s) => s.is_server_error() || *s == StatusCode::TOO_MANY_REQUESTS,
                 Reply::Transport(_) => req.retry_transport,
-                Reply::Body(_) | Reply::NotFound => false,
+                Reply::Body(_) | Reply::NotFound | Reply::Invalid(_) => false,
             };
             if !transient || attempt >= self.policy.retries {
                 return match reply {
@@ -235,7 +238,7 @@ impl Http {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
                     if body.len() + chunk.len() > MAX_BODY {
-                        return Reply::Transport(format!(
+                        return Reply::Invalid(format!(
                             "the answer is larger than {MAX_BODY} bytes"
                         ));
                     }
@@ -249,13 +252,18 @@ impl Http {
     }
 
     fn describe(&self, e: &reqwest::Error) -> String {
-        if e.is_timeout() {
+        if e.is_connect() && e.is_timeout() {
+            format!(
+                "cannot connect within {} ms",
+                self.policy.connect_timeout.as_millis()
+            )
+        } else if e.is_connect() {
+            format!("cannot connect: {}", root_cause(e))
+        } else if e.is_timeout() {
             format!(
                 "no answer within {} ms",
                 self.policy.total_timeout.as_millis()
             )
-        } else if e.is_connect() {
-            format!("cannot connect: {}", root_cause(e))
         } else {
             root_cause(e)
         }
@@ -344,7 +352,9 @@ pub fn ip_outcome(url: &str, reply: Reply) -> Outcome {
         },
         Reply::NotFound => Outcome::Absent(format!("{url} answered 404: no public IPv4 there")),
         Reply::Status(s) => Outcome::Failed(format!("{url} answered HTTP {s}")),
-        Reply::Transport(e) => Outcome::Failed(format!("{url} could not be read: {e}")),
+        Reply::Transport(e) | Reply::Invalid(e) => {
+            Outcome::Failed(format!("{url} could not be read: {e}"))
+        }
     }
 }
 
