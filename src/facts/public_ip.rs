@@ -46,7 +46,8 @@ pub async fn discover(
     if platform == Platform::Oracle {
         absent.push(oracle::NO_PUBLIC_IP.to_string());
     }
-    if has_metadata_service(platform) {
+    // Built only when there is something to ask: an unknown platform costs no I/O at all.
+    if metadata::has_public_ip_service(platform) {
         match Http::for_metadata(policy) {
             Ok(http) => match metadata::lookup(platform, endpoints, &http).await {
                 Some(Outcome::Found(address)) => {
@@ -82,11 +83,6 @@ pub async fn discover(
         }
     }
     (None, warnings)
-}
-
-/// Platforms with a metadata endpoint that can name the public IPv4.
-fn has_metadata_service(platform: Platform) -> bool {
-    !matches!(platform, Platform::Oracle | Platform::Unknown)
 }
 
 /// The address cloud-init recorded, used only when cloud-init's own verdict is the same cloud

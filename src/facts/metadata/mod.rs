@@ -367,8 +367,14 @@ pub fn join(base: &str, path: &str) -> String {
     )
 }
 
-/// Ask the identified platform's metadata service. `None` when the platform has no metadata
-/// source for a public IPv4 (Oracle, see `oracle.rs`) or is unknown.
+/// Whether `platform` has a metadata service that can name the public IPv4: not Oracle (see
+/// `oracle.rs`), and nothing is asked on an unknown platform.
+pub fn has_public_ip_service(platform: Platform) -> bool {
+    !matches!(platform, Platform::Oracle | Platform::Unknown)
+}
+
+/// Ask the identified platform's metadata service. `None` when it has none (see
+/// `has_public_ip_service`).
 pub async fn lookup(platform: Platform, endpoints: &Endpoints, http: &Http) -> Option<Outcome> {
     match platform {
         Platform::Aws => Some(aws::lookup(http, &endpoints.aws).await),
