@@ -189,3 +189,29 @@ fn broken_units_dir_is_invalid() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("missing.tera"), "{}", stderr(&o));
 }
+
+/// An empty list value disables the list (it must not fall back to the default echo services).
+#[test]
+fn empty_echo_list_means_none() {
+    for (args, env) in [
+        (
+            vec![
+                "validate",
+                "--format",
+                "json",
+                "--set",
+                "public_ip_echo_urls=",
+            ],
+            vec![],
+        ),
+        (
+            vec!["validate", "--format", "json"],
+            vec![("OMLBOOT_PUBLIC_IP_ECHO_URLS", "")],
+        ),
+    ] {
+        let o = omlboot_env(&args, &env);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(v["values"]["public_ip_echo_urls"][0], "", "{v}");
+    }
+}

@@ -8,7 +8,15 @@ use std::time::Duration;
 
 fn detect(host: &str, sets: &[&str]) -> Value {
     let root = repo(&format!("tests/fixtures/hosts/{host}"));
-    let mut args = vec!["detect", "--format", "json", "--root", root.to_str().unwrap(), "--set", "public_ip_echo_urls="];
+    let mut args = vec![
+        "detect",
+        "--format",
+        "json",
+        "--root",
+        root.to_str().unwrap(),
+        "--set",
+        "public_ip_echo_urls=",
+    ];
     for s in sets {
         args.push("--set");
         args.push(s);
@@ -42,7 +50,12 @@ fn omni_nic_beats_default_route_and_bridges_are_virtual() {
     assert_eq!(f["private_ip"], "10.116.0.7");
     assert_eq!(f["nic"], "eth1");
     assert_eq!(f["private_ip_source"], "omni_nic");
-    let podman0 = f["nics"].as_array().unwrap().iter().find(|n| n["name"] == "podman0").unwrap();
+    let podman0 = f["nics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "podman0")
+        .unwrap();
     assert_eq!(podman0["virtual"], true);
     assert_eq!(podman0["ipv4"][0]["address"], "10.88.0.1");
     assert_eq!(podman0["ipv4"][0]["prefix"], 16);
@@ -50,7 +63,10 @@ fn omni_nic_beats_default_route_and_bridges_are_virtual() {
 
 #[test]
 fn explicit_omni_ip_lan_wins() {
-    let f = detect("cloud-two-nics", &["omni_ip_lan=10.116.0.7", "omni_nic=eth0"]);
+    let f = detect(
+        "cloud-two-nics",
+        &["omni_ip_lan=10.116.0.7", "omni_nic=eth0"],
+    );
     assert_eq!(f["private_ip"], "10.116.0.7");
     assert_eq!(f["nic"], "eth1");
     assert_eq!(f["private_ip_source"], "config");
@@ -66,7 +82,10 @@ fn public_ip_on_a_nic_means_cloud() {
 
 #[test]
 fn public_ip_off_every_nic_means_nat() {
-    let f = detect("cloud-two-nics", &["nat_ip_addr=198.51.100.9", "omni_nic=eth1"]);
+    let f = detect(
+        "cloud-two-nics",
+        &["nat_ip_addr=198.51.100.9", "omni_nic=eth1"],
+    );
     assert_eq!(f["public_ip"], "198.51.100.9");
     assert_eq!(f["public_ip_on_nic"], false);
     assert_eq!(f["infra_env"], "nat");
@@ -74,7 +93,10 @@ fn public_ip_off_every_nic_means_nat() {
 
 #[test]
 fn configured_infra_env_is_kept() {
-    let f = detect("cloud-two-nics", &["infra_env=hybrid", "nat_ip_addr=198.51.100.9"]);
+    let f = detect(
+        "cloud-two-nics",
+        &["infra_env=hybrid", "nat_ip_addr=198.51.100.9"],
+    );
     assert_eq!(f["infra_env"], "hybrid");
     assert_eq!(f["infra_env_source"], "config");
 }
@@ -82,25 +104,63 @@ fn configured_infra_env_is_kept() {
 #[test]
 fn problems_become_warnings() {
     let f = detect("cloud-two-nics", &["omni_ip_lan=10.9.9.9"]);
-    assert!(f["warnings"].to_string().contains("10.9.9.9 is not configured on any NIC"), "{}", f["warnings"]);
+    assert!(
+        f["warnings"]
+            .to_string()
+            .contains("10.9.9.9 is not configured on any NIC"),
+        "{}",
+        f["warnings"]
+    );
     let f = detect("lan-single", &["omni_nic=eth7"]);
-    assert!(f["warnings"].to_string().contains("omni_nic eth7 does not exist"), "{}", f["warnings"]);
+    assert!(
+        f["warnings"]
+            .to_string()
+            .contains("omni_nic eth7 does not exist"),
+        "{}",
+        f["warnings"]
+    );
     let f = detect("isolated", &[]);
     assert_eq!(f["private_ip"], Value::Null);
-    assert!(f["warnings"].to_string().contains("set omni_ip_lan or omni_nic"), "{}", f["warnings"]);
+    assert!(
+        f["warnings"]
+            .to_string()
+            .contains("set omni_ip_lan or omni_nic"),
+        "{}",
+        f["warnings"]
+    );
 }
 
 #[test]
 fn plan_without_a_private_ip_is_invalid() {
     let root = repo("tests/fixtures/hosts/isolated");
-    let o = omlboot(&["plan", "--root", root.to_str().unwrap(), "--set", "public_ip_echo_urls=", "--set", "infra_env=lan"]);
+    let o = omlboot(&[
+        "plan",
+        "--root",
+        root.to_str().unwrap(),
+        "--set",
+        "public_ip_echo_urls=",
+        "--set",
+        "infra_env=lan",
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("omni_ip_lan"), "{}", stderr(&o));
 }
 
 #[test]
 fn cluster_host_takes_its_address_from_the_cluster_keys() {
-    let f = detect("lan-single", &["role=voice", "data_host=192.168.10.43", "voice_host=192.168.10.44", "application_host=192.168.10.45", "postgres_password=p12345678", "ami_password=a12345678", "s3_http_admin_pass=m12345678", "bucket_secret_key=b12345678"]);
+    let f = detect(
+        "lan-single",
+        &[
+            "role=voice",
+            "data_host=192.168.10.43",
+            "voice_host=192.168.10.44",
+            "application_host=192.168.10.45",
+            "postgres_password=p12345678",
+            "ami_password=a12345678",
+            "s3_http_admin_pass=m12345678",
+            "bucket_secret_key=b12345678",
+        ],
+    );
     assert_eq!(f["private_ip"], "192.168.10.44");
     assert_eq!(f["private_ip_source"], "config (voice_host)");
     assert_eq!(f["nic"], "ens18");
@@ -119,9 +179,17 @@ fn plan_and_render_make_no_network_call_when_config_fixes_addresses() {
         sets.push(format!("metadata_url_{p}={url}"));
     }
     let cfg = repo("tests/fixtures/config/aio.yaml");
-    for cmd in [vec!["plan"], vec!["render", "--out", tmp.path().to_str().unwrap()]] {
+    for cmd in [
+        vec!["plan"],
+        vec!["render", "--out", tmp.path().to_str().unwrap()],
+    ] {
         let mut args: Vec<&str> = cmd.clone();
-        args.extend(["--config", cfg.to_str().unwrap(), "--root", "/nonexistent-root"]);
+        args.extend([
+            "--config",
+            cfg.to_str().unwrap(),
+            "--root",
+            "/nonexistent-root",
+        ]);
         for s in &sets {
             args.extend(["--set", s.as_str()]);
         }
@@ -129,5 +197,8 @@ fn plan_and_render_make_no_network_call_when_config_fixes_addresses() {
         assert!(o.status.success(), "{cmd:?}: {}", stderr(&o));
     }
     std::thread::sleep(Duration::from_millis(50));
-    assert!(listener.accept().is_err(), "plan/render connected to a metadata/echo endpoint");
+    assert!(
+        listener.accept().is_err(),
+        "plan/render connected to a metadata/echo endpoint"
+    );
 }

@@ -8,7 +8,13 @@ use std::path::Path;
 const CONFIG: &str = "role: aio\nomni_ip_lan: 10.0.0.5\ninfra_env: lan\npublic_ip_echo_urls: []\n";
 
 fn render(cfg: &Path, out: &Path, root: Option<&Path>) -> String {
-    let mut args = vec!["render", "--config", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let mut args = vec![
+        "render",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
     if let Some(r) = root {
         args.extend(["--root", r.to_str().unwrap()]);
     }
@@ -30,14 +36,26 @@ fn generated_once_and_kept() {
     let out = tmp.path().join("out");
     render(&cfg, &out, None);
     let first = store(&out);
-    assert_eq!(first.keys().collect::<Vec<_>>(), ["ami_password", "bucket_secret_key", "postgres_password", "s3_http_admin_pass"]);
+    assert_eq!(
+        first.keys().collect::<Vec<_>>(),
+        [
+            "ami_password",
+            "bucket_secret_key",
+            "postgres_password",
+            "s3_http_admin_pass"
+        ]
+    );
     for v in first.values() {
         assert_eq!(v.len(), 32);
         assert!(v.chars().all(|c| c.is_ascii_alphanumeric()));
     }
     let distinct: std::collections::BTreeSet<_> = first.values().collect();
     assert_eq!(distinct.len(), 4, "secrets must differ from each other");
-    let mode = std::fs::metadata(out.join("var/lib/omlboot/secrets.yaml")).unwrap().permissions().mode() & 0o7777;
+    let mode = std::fs::metadata(out.join("var/lib/omlboot/secrets.yaml"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o7777;
     assert_eq!(mode, 0o600);
     let django = std::fs::read_to_string(out.join("etc/default/django.env")).unwrap();
     assert!(django.contains(&format!("PGPASSWORD={}", first["postgres_password"])));
@@ -55,20 +73,35 @@ fn generated_once_and_kept() {
     // A different host generates different values.
     let out3 = tmp.path().join("out3");
     render(&cfg, &out3, None);
-    assert_ne!(store(&out3)["postgres_password"], first["postgres_password"]);
+    assert_ne!(
+        store(&out3)["postgres_password"],
+        first["postgres_password"]
+    );
 }
 
 #[test]
 fn given_passwords_are_not_stored_and_plan_never_shows_generated_ones() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = tmp.path().join("config.yaml");
-    std::fs::write(&cfg, format!("{CONFIG}postgres_password: Given-Password-1\n")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{CONFIG}postgres_password: Given-Password-1\n"),
+    )
+    .unwrap();
     let out = tmp.path().join("out");
     render(&cfg, &out, None);
     let s = store(&out);
     assert!(!s.contains_key("postgres_password"));
     assert_eq!(s.len(), 3);
-    let o = omlboot(&["plan", "--format", "json", "--config", cfg.to_str().unwrap(), "--root", out.to_str().unwrap()]);
+    let o = omlboot(&[
+        "plan",
+        "--format",
+        "json",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--root",
+        out.to_str().unwrap(),
+    ]);
     assert!(o.status.success());
     let plan = stdout(&o);
     for v in s.values() {

@@ -183,6 +183,8 @@ fn read_file(
             continue;
         };
         let raw = match &v {
+            // An empty list key means "none", not "the default list" (e.g. no echo services).
+            Node::Null(_) if key.kind == Kind::UrlList => Raw::List(Vec::new()),
             Node::Null(_) => Raw::Unset,
             Node::Scalar(s, _, _) => Raw::Text(s.clone()),
             Node::Seq(items, _) => {
@@ -235,7 +237,7 @@ fn read_env(
                 entries.insert(
                     key.name,
                     Entry {
-                        raw: text_or_unset(value),
+                        raw: text_or_unset(key.kind, value),
                         origin,
                     },
                 );
@@ -258,7 +260,7 @@ fn read_sets(sets: &[String], entries: &mut BTreeMap<&'static str, Entry>, errs:
                 entries.insert(
                     key.name,
                     Entry {
-                        raw: text_or_unset(value),
+                        raw: text_or_unset(key.kind, value),
                         origin,
                     },
                 );
@@ -278,8 +280,10 @@ fn display_set(arg: &str) -> String {
     }
 }
 
-fn text_or_unset(s: &str) -> Raw {
-    if s.is_empty() {
+fn text_or_unset(kind: Kind, s: &str) -> Raw {
+    if s.is_empty() && kind == Kind::UrlList {
+        Raw::List(Vec::new())
+    } else if s.is_empty() {
         Raw::Unset
     } else {
         Raw::Text(s.to_string())

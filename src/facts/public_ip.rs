@@ -137,9 +137,3 @@ async fn from_echo(
         source: format!("echo:{url}"),
     })
 }
-
-/// cloud-init's instance data, if present and parseable.
-pub fn read_instance_data(root: &Path) -> Option<serde_json::Value> {
-    let text = std::fs::read_to_string(root.join("run/cloud-init/instance-data.json")).ok()?;
-    serde_json::from_str(&text).ok()
-}
