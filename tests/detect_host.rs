@@ -202,3 +202,33 @@ fn plan_and_render_make_no_network_call_when_config_fixes_addresses() {
         "plan/render connected to a metadata/echo endpoint"
     );
 }
+
+/// Serve `body` to each of `n` HTTP requests on 127.0.0.1; returns the base URL.
+fn echo_server(body: &'static str, n: usize) -> String {
+    use std::io::{Read, Write};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for _ in 0..n {
+            let Ok((mut s, _)) = l.accept() else { return };
+            let mut buf = [0u8; 2048];
+            let _ = s.read(&mut buf);
+            let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+        }
+    });
+    url
+}
+
+/// End to end through the binary: the echo service's answer decides nat vs cloud.
+#[test]
+fn echo_answer_decides_infra_env() {
+    let url = echo_server("45.33.32.156\n", 1);
+    let f = detect("lan-single", &[&format!("public_ip_echo_urls={url}/ip")]);
+    assert_eq!(f["public_ip"], "45.33.32.156");
+    assert_eq!(f["public_ip_source"], format!("echo:{url}/ip"));
+    assert_eq!(f["infra_env"], "nat");
+    // The same answer with infra_env=lan configured: no lookup at all.
+    let f = detect("lan-single", &["infra_env=lan", &format!("public_ip_echo_urls={url}/ip")]);
+    assert_eq!(f["public_ip"], Value::Null);
+    assert_eq!(f["infra_env"], "lan");
+}
