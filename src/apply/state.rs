@@ -1,0 +1,216 @@
+//! /var/lib/omlboot/state.json: each step's outcome and each component's state, written as apply
+//! progresses so `omlboot status` can report while it runs. Also the run-once-per-instance marker.
+use crate::exit;
+use crate::fsutil::write_atomic;
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+pub const STATE_PATH: &str = "var/lib/omlboot/state.json";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Running,
+    Done,
+    Failed,
+    Degraded,
+}
+
+impl Status {
+    /// Exit code of `omlboot status` and of apply/run (like `cloud-init status`).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Status::Running | Status::Done => exit::OK,
+            Status::Failed => exit::FAILED,
+            Status::Degraded => exit::DEGRADED,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepRecord {
+    pub name: String,
+    /// changed, unchanged, failed, skipped
+    pub outcome: String,
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ComponentRecord {
+    pub unit: String,
+    /// active, failed, pending, restarted, unchanged …
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    pub status: Status,
+    /// The instance this run provisioned (cloud-init instance-id, else machine-id).
+    pub instance_id: String,
+    pub role: String,
+    pub started_unix: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_unix: Option<u64>,
+    pub steps: Vec<StepRecord>,
+    pub components: BTreeMap<String, ComponentRecord>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
+}
+
+pub fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl State {
+    pub fn new(instance_id: &str, role: &str) -> State {
+        State {
+            version: 1,
+            status: Status::Running,
+            instance_id: instance_id.to_string(),
+            role: role.to_string(),
+            started_unix: now_unix(),
+            finished_unix: None,
+            steps: Vec::new(),
+            components: BTreeMap::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn path(root: &Path) -> PathBuf {
+        root.join(STATE_PATH)
+    }
+
+    pub fn load(root: &Path) -> Result<Option<State>> {
+        let p = Self::path(root);
+        match std::fs::read_to_string(&p) {
+            Ok(t) => Ok(Some(
+                serde_json::from_str(&t).with_context(|| format!("parsing {}", p.display()))?,
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
+        }
+    }
+
+    /// Written 0600: component reasons may quote journal lines.
+    pub fn save(&self, root: &Path) -> Result<()> {
+        let p = Self::path(root);
+        if let Some(dir) = p.parent() {
+            crate::fsutil::ensure_dir(dir, 0o700)?;
+        }
+        let mut text = serde_json::to_string_pretty(self)?;
+        text.push('\n');
+        write_atomic(&p, text.as_bytes(), 0o600)?;
+        Ok(())
+    }
+
+    /// Final status from the component records: any failure of a required component is failed;
+    /// failures only in optional ones (exporters, promtail) are degraded.
+    pub fn conclude(&mut self, optional: &[&str]) {
+        let failed: Vec<&String> = self
+            .components
+            .iter()
+            .filter(|(_, c)| c.state == "failed")
+            .map(|(n, _)| n)
+            .collect();
+        self.status =
+            if !self.errors.is_empty() || failed.iter().any(|n| !optional.contains(&n.as_str())) {
+                Status::Failed
+            } else if !failed.is_empty() {
+                Status::Degraded
+            } else {
+                Status::Done
+            };
+        self.finished_unix = Some(now_unix());
+    }
+}
+
+/// Identity of this instance: cloud-init's instance-id when cloud-init ran, else the machine-id.
+/// A cloned image gets a new one of either, so it provisions again; a reboot keeps it, so it does not.
+pub fn instance_id(root: &Path) -> Option<String> {
+    let from_instance_data =
+        std::fs::read_to_string(root.join("run/cloud-init/instance-data.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["v1"]["instance_id"].as_str().map(str::to_string));
+    let read = |p: &str| {
+        std::fs::read_to_string(root.join(p))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    };
+    from_instance_data
+        .or_else(|| read("var/lib/cloud/data/instance-id"))
+        .map(|id| format!("cloud-init:{id}"))
+        .or_else(|| read("etc/machine-id").map(|id| format!("machine-id:{id}")))
+}
+
+/// `omlboot run` applies only when the last finished run was for another instance (or never happened),
+/// or did not finish successfully.
+pub fn already_provisioned(root: &Path, instance: &str) -> Result<bool> {
+    Ok(State::load(root)?.is_some_and(|s| {
+        s.instance_id == instance && matches!(s.status, Status::Done | Status::Degraded)
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_load_and_conclude() {
+        let d = tempfile::tempdir().unwrap();
+        let mut s = State::new("machine-id:abc", "aio");
+        s.components.insert(
+            "redis".into(),
+            ComponentRecord {
+                unit: "redis.service".into(),
+                state: "active".into(),
+                reason: None,
+            },
+        );
+        s.components.insert(
+            "promtail".into(),
+            ComponentRecord {
+                unit: "promtail.service".into(),
+                state: "failed".into(),
+                reason: Some("x".into()),
+            },
+        );
+        s.conclude(&["promtail"]);
+        assert_eq!(s.status, Status::Degraded);
+        assert_eq!(s.status.exit_code(), 3);
+        s.save(d.path()).unwrap();
+        assert_eq!(State::load(d.path()).unwrap().unwrap(), s);
+        assert!(already_provisioned(d.path(), "machine-id:abc").unwrap());
+        assert!(!already_provisioned(d.path(), "machine-id:other").unwrap());
+        s.components.get_mut("redis").unwrap().state = "failed".into();
+        s.conclude(&["promtail"]);
+        assert_eq!(s.status.exit_code(), 1);
+    }
+
+    #[test]
+    fn instance_id_prefers_cloud_init() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(instance_id(d.path()), None);
+        std::fs::create_dir_all(d.path().join("etc")).unwrap();
+        std::fs::write(d.path().join("etc/machine-id"), "m1\n").unwrap();
+        assert_eq!(instance_id(d.path()).as_deref(), Some("machine-id:m1"));
+        std::fs::create_dir_all(d.path().join("run/cloud-init")).unwrap();
+        std::fs::write(
+            d.path().join("run/cloud-init/instance-data.json"),
+            r#"{"v1":{"instance_id":"i-123"}}"#,
+        )
+        .unwrap();
+        assert_eq!(instance_id(d.path()).as_deref(), Some("cloud-init:i-123"));
+    }
+}
