@@ -1,0 +1,91 @@
+#!/bin/sh
+# Entrypoint of the real-server stand-in images (postgres, redis, nginx): Debian's own servers.
+# First `standin --check` validates and logs the environment like every stand-in (exits non-zero loudly when a
+# required variable is missing); then the real server starts in the foreground, the way the upstream image's
+# entrypoint would start it.
+set -eu
+/usr/local/bin/standin --check "$@"
+tag="e2e-standin[${E2E_STANDIN_COMPONENT}]"
+
+case "${E2E_STANDIN_COMPONENT}" in
+postgres)
+  # Like the official postgres image: POSTGRES_USER/POSTGRES_PASSWORD/POSTGRES_DB on first start, then postgres.
+  PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  export PATH="$PGBIN:$PATH"
+  export PGDATA="${PGDATA:-/var/lib/postgresql/data}"
+  POSTGRES_USER="${POSTGRES_USER:-postgres}"
+  POSTGRES_DB="${POSTGRES_DB:-$POSTGRES_USER}"
+  if [ $# -eq 0 ] || [ "${1#-}" != "$1" ]; then set -- postgres "$@"; fi
+  if [ "$1" != postgres ]; then exec "$@"; fi
+  shift
+  as_pg() { setpriv --reuid=postgres --regid=postgres --init-groups -- "$@"; }
+  mkdir -p "$PGDATA" /var/run/postgresql
+  chown postgres:postgres "$PGDATA" /var/run/postgresql
+  chmod 700 "$PGDATA"
+  if [ ! -s "$PGDATA/PG_VERSION" ]; then
+    echo "$tag: initdb in $PGDATA for user $POSTGRES_USER, database $POSTGRES_DB"
+    pw=$(mktemp)
+    printf '%s\n' "$POSTGRES_PASSWORD" > "$pw"
+    chown postgres "$pw"
+    as_pg initdb -D "$PGDATA" --username="$POSTGRES_USER" --pwfile="$pw" \
+      --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+    rm -f "$pw"
+    echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
+    if [ "$POSTGRES_DB" != postgres ]; then
+      as_pg pg_ctl -D "$PGDATA" -w -o "-c listen_addresses='' -c unix_socket_directories=/var/run/postgresql" start >/dev/null
+      as_pg psql -v ON_ERROR_STOP=1 -h /var/run/postgresql --username "$POSTGRES_USER" --dbname postgres \
+        -c "CREATE DATABASE \"$POSTGRES_DB\"" >/dev/null
+      as_pg pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
+    fi
+    echo "$tag: init done"
+  fi
+  echo "$tag: exec postgres $*"
+  exec setpriv --reuid=postgres --regid=postgres --init-groups -- postgres "$@"
+  ;;
+redis)
+  mkdir -p /data
+  if [ $# -eq 0 ]; then set -- redis-server; fi
+  case "$1" in -*|*.conf) set -- redis-server "$@" ;; esac
+  if [ "$1" != redis-server ]; then exec "$@"; fi
+  shift
+  case "${1:-}" in
+  *.conf) echo "$tag: exec redis-server $*"; exec redis-server "$@" ;;
+  esac
+  echo "$tag: exec redis-server --bind ${BIND_IP:-0.0.0.0} --protected-mode no --dir /data $*"
+  exec redis-server --bind "${BIND_IP:-0.0.0.0}" --protected-mode no --dir /data "$@"
+  ;;
+nginx)
+  if [ $# -gt 0 ]; then exec "$@"; fi
+  cert=/etc/omnileads/certs/cert.pem key=/etc/omnileads/certs/key.pem
+  if [ ! -s "$cert" ] || [ ! -s "$key" ]; then
+    echo "$tag: no $cert/$key, using the image's self-signed certificate"
+    cert=/etc/ssl/certs/ssl-cert-snakeoil.pem key=/etc/ssl/private/ssl-cert-snakeoil.key
+  fi
+  cat > /etc/nginx/e2e.conf <<NGINX
+user www-data;
+worker_processes 1;
+daemon off;
+pid /run/nginx-e2e.pid;
+error_log stderr warn;
+events { worker_connections 256; }
+http {
+  access_log /dev/stdout;
+  server {
+    listen 443 ssl;
+    ssl_certificate $cert;
+    ssl_certificate_key $key;
+    default_type text/plain;
+    location / {
+      return 200 "e2e-standin component=nginx mode=nginx wsgi=${DJANGO_HOSTNAME}:${WSGI_PORT} asgi=${DAPHNE_HOSTNAME}:${ASGI_PORT} websockets=${WEBSOCKETS_HOSTNAME}:${WEBSOCKETS_PORT} kamailio=${KAMAILIO_HOSTNAME}:${KAMAILIO_PORT}\n";
+    }
+  }
+}
+NGINX
+  echo "$tag: exec nginx (443/tcp, cert $cert)"
+  exec nginx -c /etc/nginx/e2e.conf
+  ;;
+*)
+  echo "$tag: FATAL: server-entrypoint.sh has no server for this component" >&2
+  exit 70
+  ;;
+esac
