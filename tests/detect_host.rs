@@ -213,7 +213,11 @@ fn echo_server(body: &'static str, n: usize) -> String {
             let Ok((mut s, _)) = l.accept() else { return };
             let mut buf = [0u8; 2048];
             let _ = s.read(&mut buf);
-            let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
         }
     });
     url
@@ -228,7 +232,10 @@ fn echo_answer_decides_infra_env() {
     assert_eq!(f["public_ip_source"], format!("echo:{url}/ip"));
     assert_eq!(f["infra_env"], "nat");
     // The same answer with infra_env=lan configured: no lookup at all.
-    let f = detect("lan-single", &["infra_env=lan", &format!("public_ip_echo_urls={url}/ip")]);
+    let f = detect(
+        "lan-single",
+        &["infra_env=lan", &format!("public_ip_echo_urls={url}/ip")],
+    );
     assert_eq!(f["public_ip"], Value::Null);
     assert_eq!(f["infra_env"], "lan");
 }

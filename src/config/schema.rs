@@ -253,6 +253,12 @@ pub const KEYS: &[Key] = &[
     k("metadata_connect_timeout_ms", Kind::Int { min: 10, max: 60_000 }, Some("2000"), "omlboot", "Connect timeout of each metadata/echo request."),
     k("metadata_timeout_ms", Kind::Int { min: 10, max: 120_000 }, Some("5000"), "omlboot", "Total timeout of each metadata/echo request."),
     k("metadata_retries", Kind::Int { min: 0, max: 10 }, Some("2"), "omlboot", "Retries of a metadata/echo request after a transient failure."),
+    k("skip_packages", Kind::Bool, Some("false"), "omlboot", "Do not install OS packages (an image baked with `omlboot bake` already has them)."),
+    k("image_bundle", Kind::Path, NONE, "omlboot", "Offline mode: a tar of OCI archives loaded instead of pulling (see README)."),
+    k("registry_auth_file", Kind::Path, NONE, "omlboot", "Registry credentials file (containers-auth.json format) passed to podman pull; never logged."),
+    k("registry_tls_verify", Kind::Bool, Some("true"), "omlboot", "Verify registry TLS certificates (false only for a local test registry)."),
+    k("image_pull_parallel", Kind::Int { min: 1, max: 16 }, Some("3"), "omlboot", "Images pulled at once."),
+    k("unit_start_timeout_s", Kind::Int { min: 10, max: 3600 }, Some("300"), "omlboot", "Longest wait for one unit to become active."),
     // --- recognised, deliberately not implemented
     k("omnileads_ha", Kind::Unsupported("high availability (keepalived, repmgr) is not implemented by omlboot; use omldeploytool"), NONE, "unsupported", "HA pair."),
     k("ha_role", Kind::Unsupported("high availability is not implemented by omlboot"), NONE, "unsupported", "HA role."),

@@ -196,6 +196,10 @@ pub fn build(
             &secret_refs,
         )?);
         files.insert(0, unit_path);
+        if c.name == "nginx" || c.name == "kamailio" {
+            // They serve the TLS pair: a new certificate means a restart.
+            files.push(format!("{}/cert.pem", wiring::CERTS_LOCATION));
+        }
 
         match images.iter_mut().find(|(r, _)| *r == image) {
             Some((_, users)) => users.push(c.name.clone()),
