@@ -516,7 +516,7 @@ impl Systemd {
         let now = self.report_state(unit).await?;
         let noop = verb == Verb::Start
             && before.as_ref().is_some_and(|b| {
-                b.is_up() && b.active_enter_timestamp == now.active_enter_timestamp
+                b.active_state == "active" && b.active_enter_timestamp == now.active_enter_timestamp
             });
         if noop && now.is_up() {
             return Ok(Outcome::Active(now));
