@@ -108,7 +108,7 @@ fn smoke_detect_matches_guest_network() {
 #[test]
 #[ignore = "boots a VM; run with tests/e2e/run.sh"]
 fn failing_runcmd_is_reported_with_serial_log() {
-    let ud = "#cloud-config\nruncmd:\n  - echo \"E2E-FAILING-CASE: this runcmd exits 1 on purpose\"\n  - exit 1\n";
+    let ud = "#cloud-config\nruncmd:\n  - echo E2E-FAILING-CASE this runcmd exits 1 on purpose\n  - exit 1\n";
     let lab = Lab::boot_one(GuestSpec::new("failing", UserData::cloud_config(ud))).expect("boot");
     let g = &lab.guests[0];
     let failure = match g.wait_cloud_init(BOOT) {

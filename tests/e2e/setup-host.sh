@@ -42,5 +42,5 @@ fi
 mapfile -t pkgs < <(printf '%s\n' "${missing[@]}" | sort -u)
 echo "setup-host: installing ${pkgs[*]}"
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -q --no-install-recommends "${pkgs[@]}" </dev/null
+apt-get -o DPkg::Lock::Timeout=600 update -qq
+apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends "${pkgs[@]}" </dev/null

@@ -1,0 +1,13 @@
+#!/bin/bash
+# Runs omlboot's VM end-to-end suite: installs host tools if missing, builds (or reuses) the guest image and the
+# stand-in images, builds omlboot (static, release) unless OMLBOOT_BIN is set, then boots the guests.
+#   tests/e2e/run.sh                 # whole suite
+#   tests/e2e/run.sh smoke           # tests whose name contains "smoke"
+# Env: OMLBOOT_BIN (binary to test), OMLBOOT_E2E_CACHE (cache dir, default tests/e2e/.cache),
+#      E2E_MIRROR / E2E_SECURITY_MIRROR (Debian mirrors for image builds).
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+"$HERE/setup-host.sh"
+cd "$ROOT"
+exec cargo test --test e2e -- --ignored --test-threads=1 --nocapture "$@"
