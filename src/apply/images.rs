@@ -356,7 +356,9 @@ async fn supports_retry_flag(opts: &ImageOptions) -> bool {
 }
 
 fn backoff_delay(base: Duration, attempt: u32) -> Duration {
-    let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+    let factor = 1u32
+        .checked_shl(attempt.saturating_sub(1))
+        .unwrap_or(u32::MAX);
     base.checked_mul(factor)
         .unwrap_or(MAX_BACKOFF)
         .min(MAX_BACKOFF)
@@ -677,7 +679,12 @@ async fn load_one(img: &BundleImage, unpacked: &Unpacked, opts: &ImageOptions) -
     let (transport, archive_id) = match probe {
         Ok(Ok(p)) => p,
         Ok(Err(e)) => return fail(format!("archive {}: {e:#}", unpacked.archive)),
-        Err(e) => return fail(format!("archive {}: reader panicked: {e}", unpacked.archive)),
+        Err(e) => {
+            return fail(format!(
+                "archive {}: reader panicked: {e}",
+                unpacked.archive
+            ))
+        }
     };
     if let Some(want) = &archive_id {
         if opts.image_id(&img.reference).await.as_deref() == Some(want.as_str()) {
@@ -832,7 +839,8 @@ fn unpack_each(
         }
         // Our own file name: the member's name never reaches the filesystem.
         let file = dir.join(format!("{n}.archive"));
-        let mut out = File::create(&file).with_context(|| format!("creating {}", file.display()))?;
+        let mut out =
+            File::create(&file).with_context(|| format!("creating {}", file.display()))?;
         let mut hasher = Sha256::new();
         let mut buf = vec![0u8; 1 << 20];
         loop {
@@ -1013,8 +1021,14 @@ mod tests {
 
     #[test]
     fn entry_paths_cannot_escape() {
-        assert_eq!(normalize_entry(Path::new("./a.tar")).as_deref(), Some("a.tar"));
-        assert_eq!(normalize_entry(Path::new("d/a.tar")).as_deref(), Some("d/a.tar"));
+        assert_eq!(
+            normalize_entry(Path::new("./a.tar")).as_deref(),
+            Some("a.tar")
+        );
+        assert_eq!(
+            normalize_entry(Path::new("d/a.tar")).as_deref(),
+            Some("d/a.tar")
+        );
         assert_eq!(normalize_entry(Path::new("../a.tar")), None);
         assert_eq!(normalize_entry(Path::new("/a.tar")), None);
     }

@@ -401,7 +401,9 @@ fn tail(text: &str, n: usize) -> String {
 
 fn backoff_delay(base: Duration, attempt: u32) -> Duration {
     let cap = Duration::from_secs(30);
-    let factor = 1u32.checked_shl(attempt.saturating_sub(1)).unwrap_or(u32::MAX);
+    let factor = 1u32
+        .checked_shl(attempt.saturating_sub(1))
+        .unwrap_or(u32::MAX);
     base.checked_mul(factor).unwrap_or(cap).min(cap)
 }
 
@@ -479,13 +481,21 @@ async fn apt_install(
                 tracing::warn!("a previous dpkg run was interrupted: dpkg --configure -a");
                 configured = true;
                 let mut cmd = quiet_command("dpkg");
-                cmd.env("DEBIAN_FRONTEND", "noninteractive")
-                    .args(["--configure", "-a", "--force-confdef", "--force-confold"]);
+                cmd.env("DEBIAN_FRONTEND", "noninteractive").args([
+                    "--configure",
+                    "-a",
+                    "--force-confdef",
+                    "--force-confold",
+                ]);
                 run(cmd, "dpkg").await?;
             }
             Failure::Transient if attempt <= opts.retries => {
                 let pause = backoff_delay(opts.backoff, attempt);
-                tracing::warn!(attempt, retry_in_ms = pause.as_millis() as u64, "apt-get install: transient failure, retrying");
+                tracing::warn!(
+                    attempt,
+                    retry_in_ms = pause.as_millis() as u64,
+                    "apt-get install: transient failure, retrying"
+                );
                 tokio::time::sleep(pause).await;
             }
             _ => {
@@ -716,7 +726,10 @@ mod tests {
             classify_dnf("Error: Failed to download metadata for repo 'baseos': Cannot download repomd.xml: Curl error (6)"),
             Failure::Transient
         );
-        assert_eq!(classify_dnf("Error: Transaction test error"), Failure::Other);
+        assert_eq!(
+            classify_dnf("Error: Transaction test error"),
+            Failure::Other
+        );
     }
 
     #[test]
@@ -736,6 +749,9 @@ mod tests {
             tail: "E: Unable to locate package nope".into(),
         };
         let s = e.to_string();
-        assert!(s.contains("nope") && s.contains("last output:\n  E: Unable"), "{s}");
+        assert!(
+            s.contains("nope") && s.contains("last output:\n  E: Unable"),
+            "{s}"
+        );
     }
 }
