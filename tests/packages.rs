@@ -94,6 +94,21 @@ async fn installed_packages_are_left_alone() {
     assert_eq!(out.already, names(&["coreutils", "dpkg"]));
     assert!(out.installed.is_empty());
 
+    // A pinned version is checked under the bare name.
+    let version = Command::new("dpkg-query")
+        .args(["-W", "-f", "${Version}", "coreutils"])
+        .output()
+        .unwrap();
+    let pinned = format!("coreutils={}", String::from_utf8_lossy(&version.stdout));
+    let out = packages::ensure(
+        Family::Apt,
+        std::slice::from_ref(&pinned),
+        &PackageOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.already, vec![pinned]);
+
     // Dry run: query only.
     assert!(
         !dpkg_installed("hello"),

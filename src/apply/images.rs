@@ -190,15 +190,17 @@ pub async fn ensure(refs: &[String], opts: &ImageOptions) -> Vec<(String, ImageO
         .filter(|r| seen.insert(r.as_str()))
         .cloned()
         .collect();
-    let retry_flag = supports_retry_flag(opts).await;
+    // Probed once, and only if something must be pulled: a converged host runs no extra podman.
+    let retry_flag = Arc::new(tokio::sync::OnceCell::new());
     let opts = Arc::new(opts.clone());
     let permits = Arc::new(Semaphore::new(opts.parallel.max(1)));
     let mut tasks = JoinSet::new();
     for (index, reference) in unique.iter().cloned().enumerate() {
         let opts = Arc::clone(&opts);
         let permits = Arc::clone(&permits);
+        let retry_flag = Arc::clone(&retry_flag);
         tasks.spawn(async move {
-            let outcome = ensure_one(&reference, &opts, &permits, retry_flag).await;
+            let outcome = ensure_one(&reference, &opts, &permits, &retry_flag).await;
             (index, outcome)
         });
     }
@@ -228,7 +230,7 @@ async fn ensure_one(
     reference: &str,
     opts: &ImageOptions,
     permits: &Semaphore,
-    retry_flag: bool,
+    retry_flag: &tokio::sync::OnceCell<bool>,
 ) -> ImageOutcome {
     if let Err(message) = check_reference(reference) {
         return ImageOutcome::Failed {
@@ -258,6 +260,7 @@ async fn ensure_one(
     let Ok(_permit) = permits.acquire().await else {
         unreachable!("the semaphore is never closed");
     };
+    let retry_flag = *retry_flag.get_or_init(|| supports_retry_flag(opts)).await;
     let mut attempt = 0;
     loop {
         attempt += 1;

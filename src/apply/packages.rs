@@ -168,6 +168,8 @@ pub async fn is_installed(family: Family, name: &str) -> anyhow::Result<bool> {
     check_name(name)?;
     match family {
         Family::Apt => {
+            // "pkg=version" and "pkg/release" select what apt installs; dpkg knows the bare name.
+            let name = name.split(['=', '/']).next().unwrap_or(name);
             let out = quiet_command("dpkg-query")
                 .args(["-W", "-f", "${Status}\\n", "--", name])
                 .output()
