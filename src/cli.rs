@@ -61,4 +61,27 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+    /// Make the host match the plan: packages, files, TLS, images, units. Safe to re-run: unchanged
+    /// components are not touched.
+    Apply {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// What cloud-init calls: apply once per instance (cloud-init instance-id, else machine-id).
+    /// A reboot does nothing; a cloned image provisions again.
+    Run {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Report provisioning status per component. Exit 0 done/running, 1 failed, 3 degraded.
+    Status {
+        /// Wait until provisioning has finished (or --timeout passes).
+        #[arg(long)]
+        wait: bool,
+        /// With --wait: give up after this many seconds (exit 1).
+        #[arg(long, value_name = "SECONDS")]
+        timeout: Option<u64>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
 }

@@ -4,14 +4,16 @@ mod cli;
 use anyhow::{Context as _, Result};
 use clap::Parser as _;
 use cli::{Cli, Command, Format};
+use omlboot::apply;
 use omlboot::catalog::Units;
 use omlboot::config::{Config, ConfigErrors, Sources};
 use omlboot::exit;
 use omlboot::facts::{self, Facts};
 use omlboot::plan::{self, render, secrets, Plan};
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Errors that map to "invalid input" (exit 2) rather than "failed" (exit 1).
 #[derive(Debug)]
@@ -171,6 +173,142 @@ fn run(cli: Cli) -> Result<i32> {
             );
             Ok(exit::OK)
         }
+        Command::Apply { format } => apply_now(g, *format, false),
+        Command::Run { format } => apply_now(g, *format, true),
+        Command::Status {
+            wait,
+            timeout,
+            format,
+        } => status(g, *wait, *timeout, *format),
+    }
+}
+
+/// Build the apply options from config and facts.
+fn apply_options(
+    g: &cli::Global,
+    cfg: &Config,
+    facts: &Facts,
+    instance_id: String,
+) -> apply::engine::Options {
+    let images = apply::images::ImageOptions {
+        parallel: cfg.int("image_pull_parallel").unwrap_or(3) as usize,
+        auth_file: cfg.text("registry_auth_file").map(PathBuf::from),
+        tls_verify: !matches!(
+            cfg.get("registry_tls_verify"),
+            Some(omlboot::config::Value::Bool(false))
+        ),
+        ..Default::default()
+    };
+    apply::engine::Options {
+        root: g.root.clone(),
+        family: facts.os.family,
+        skip_packages: cfg.flag("skip_packages"),
+        image_bundle: cfg.text("image_bundle").map(PathBuf::from),
+        images,
+        packages: apply::packages::PackageOptions::default(),
+        start_deadline: Duration::from_secs(cfg.int("unit_start_timeout_s").unwrap_or(300)),
+        instance_id,
+    }
+}
+
+fn apply_now(g: &cli::Global, format: Format, only_once: bool) -> Result<i32> {
+    let mut cfg = load_config(g)?;
+    let units = load_units(g)?;
+    let rt = runtime()?;
+    let instance = apply::state::instance_id(&g.root).ok_or_else(|| {
+        Invalid(
+            "cannot identify this instance: no cloud-init instance-id and no /etc/machine-id"
+                .into(),
+        )
+    })?;
+    if only_once && apply::state::already_provisioned(&g.root, &instance)? {
+        eprintln!("omlboot: already provisioned for {instance}; nothing to do (use `omlboot apply` to converge again)");
+        return Ok(exit::OK);
+    }
+    let facts = rt.block_on(facts::gather(&g.root, &cfg));
+    if facts.private_ip.is_none() {
+        return Err(Invalid(
+            "cannot determine this host's private IP (omni_ip_lan): set omni_ip_lan or omni_nic"
+                .into(),
+        )
+        .into());
+    }
+    for w in &facts.warnings {
+        eprintln!("warning: {w}");
+    }
+    let store = secrets::load(&g.root)?;
+    let plan = plan::build(&mut cfg, &facts, &units, &store)?;
+    let opts = apply_options(g, &cfg, &facts, instance);
+    let started = std::time::Instant::now();
+    let state = rt.block_on(apply::engine::apply(&plan, &opts))?;
+    match format {
+        Format::Json => print_json(&state)?,
+        Format::Table => print!("{}", status_table(&state)),
+    }
+    eprintln!(
+        "omlboot: {:?} in {:.1}s",
+        state.status,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(state.status.exit_code())
+}
+
+fn status_table(s: &apply::state::State) -> String {
+    let mut out = format!(
+        "status: {:?} (role {}, {})\n",
+        s.status, s.role, s.instance_id
+    )
+    .to_lowercase();
+    let w = s.components.keys().map(|k| k.len()).max().unwrap_or(0);
+    for (name, c) in &s.components {
+        out.push_str(&format!(
+            "  {name:<w$}  {:<10} {}{}\n",
+            c.state,
+            c.unit,
+            c.reason
+                .as_ref()
+                .map(|r| format!("  ({r})"))
+                .unwrap_or_default()
+        ));
+    }
+    for e in &s.errors {
+        out.push_str(&format!("error: {e}\n"));
+    }
+    out
+}
+
+fn status(g: &cli::Global, wait: bool, timeout: Option<u64>, format: Format) -> Result<i32> {
+    let deadline = timeout.map(|t| std::time::Instant::now() + Duration::from_secs(t));
+    loop {
+        let state = apply::state::State::load(&g.root)?;
+        let finished = state
+            .as_ref()
+            .is_some_and(|s| s.status != apply::state::Status::Running);
+        if !wait || finished {
+            return match state {
+                None => {
+                    match format {
+                        Format::Json => {
+                            print_json(&serde_json::json!({ "status": "not started" }))?
+                        }
+                        Format::Table => println!("status: not started"),
+                    }
+                    Ok(exit::OK)
+                }
+                Some(s) => {
+                    match format {
+                        Format::Json => print_json(&s)?,
+                        Format::Table => print!("{}", status_table(&s)),
+                    }
+                    Ok(s.status.exit_code())
+                }
+            };
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            eprintln!("omlboot: status --wait: timed out");
+            return Ok(exit::FAILED);
+        }
+        std::thread::sleep(Duration::from_millis(500));
     }
 }
 
