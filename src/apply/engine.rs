@@ -129,6 +129,45 @@ async fn run_cmd(program: &str, args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// Image id of every reference, from one `podman images` listing (a per-reference inspect only for
+/// references the listing cannot name, such as digests): dozens of podman runs are slow on a small VM.
+async fn image_ids(
+    opts: &images::ImageOptions,
+    refs: &[String],
+) -> BTreeMap<String, Option<String>> {
+    let mut listed: BTreeMap<String, String> = BTreeMap::new();
+    if let Ok(out) = tokio::process::Command::new(&opts.podman)
+        .args(&opts.extra_args)
+        .args([
+            "images",
+            "--no-trunc",
+            "--format",
+            "{{.Repository}}:{{.Tag}} {{.ID}}",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+    {
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some((name, id)) = line.split_once(' ') {
+                listed.insert(
+                    name.to_string(),
+                    id.trim().trim_start_matches("sha256:").to_string(),
+                );
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for r in refs {
+        let id = match listed.get(r) {
+            Some(id) => Some(id.clone()),
+            None => opts.image_id(r).await,
+        };
+        out.insert(r.clone(), id);
+    }
+    out
+}
+
 /// Apply the plan. Returns the final state (also saved). Errors are only for failures that stop
 /// everything (state cannot be written, D-Bus unreachable); component failures are in the state.
 pub async fn apply(plan: &Plan, opts: &Options) -> Result<State> {
@@ -322,9 +361,7 @@ pub async fn apply(plan: &Plan, opts: &Options) -> Result<State> {
             }
         })
         .collect();
-    for r in &refs {
-        images_before.insert(r.clone(), images::image_id(&opts.images.podman, r).await);
-    }
+    images_before.extend(image_ids(&opts.images, &refs).await);
     let start = Instant::now();
     let mut outcomes = Vec::new();
     if let Some(bundle) = &opts.image_bundle {
@@ -337,11 +374,8 @@ pub async fn apply(plan: &Plan, opts: &Options) -> Result<State> {
         }
     }
     // A reference that failed to pull but was loaded from the bundle (or vice versa) is fine.
-    for r in &refs {
-        if images::image_id(&opts.images.podman, r).await.is_some() {
-            image_failures.remove(r);
-        }
-    }
+    let images_after = image_ids(&opts.images, &refs).await;
+    image_failures.retain(|r, _| images_after.get(r).cloned().flatten().is_none());
     let summary = format!("{} images, {} failed", refs.len(), image_failures.len());
     rec.step(
         "images",
