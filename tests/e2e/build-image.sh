@@ -6,13 +6,13 @@
 # on the last line of stdout. A second run with the same inputs only prints it.
 #
 # Env: OMLBOOT_E2E_CACHE (default tests/e2e/.cache), E2E_MIRROR (default http://deb.debian.org/debian),
-#      E2E_SECURITY_MIRROR (default http://deb.debian.org/debian-security), E2E_ROOT_SIZE (default 6G).
+#      E2E_SECURITY_MIRROR (default http://deb.debian.org/debian-security), E2E_ROOT_SIZE (default 24G, sparse).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 CACHE=${OMLBOOT_E2E_CACHE:-$HERE/.cache}
 MIRROR=${E2E_MIRROR:-http://deb.debian.org/debian}
 SECMIRROR=${E2E_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
-ROOT_SIZE=${E2E_ROOT_SIZE:-6G}
+ROOT_SIZE=${E2E_ROOT_SIZE:-24G}
 
 key=$( { cat "${BASH_SOURCE[0]}" "$HERE/guest/packages.txt";
          (cd "$HERE/guest/files" && find . -type f | LC_ALL=C sort | while read -r f; do echo "$f"; cat "$f"; done);
@@ -47,7 +47,7 @@ mmdebstrap --mode=root --variant=minbase --include="$PKGS" \
   --dpkgopt='path-include=/usr/share/locale/locale.alias' \
   --customize-hook='cp -a "'"$HERE"'/guest/files/." "$1/"' \
   --customize-hook='echo e2e-guest > "$1/etc/hostname"' \
-  --customize-hook='printf "LABEL=rootfs / ext4 rw,errors=remount-ro 0 1\nLABEL=e2epayload /mnt/e2e ext4 rw,nofail,x-systemd.device-timeout=5s 0 0\n" > "$1/etc/fstab"' \
+  --customize-hook='printf "LABEL=rootfs / ext4 rw,errors=remount-ro 0 1\nLABEL=e2epayload /mnt/e2e ext4 rw,nofail,x-systemd.device-timeout=60s 0 0\n" > "$1/etc/fstab"' \
   --customize-hook='mkdir -p "$1/mnt/e2e"' \
   --customize-hook='echo "en_US.UTF-8 UTF-8" > "$1/etc/locale.gen" && chroot "$1" locale-gen && echo LANG=en_US.UTF-8 > "$1/etc/default/locale"' \
   --customize-hook='chroot "$1" systemctl enable e2e-payload.service' \

@@ -22,7 +22,9 @@ pub struct Artifacts {
 
 /// The omlboot repository (`OMLBOOT_E2E_REPO` overrides, for running this harness from another crate).
 pub fn repo_root() -> PathBuf {
-    std::env::var_os("OMLBOOT_E2E_REPO").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+    std::env::var_os("OMLBOOT_E2E_REPO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 pub fn e2e_dir() -> PathBuf {
@@ -69,7 +71,11 @@ fn run_script(script: &Path) -> Result<PathBuf> {
 fn build() -> Result<Artifacts> {
     // Host tools first (one apt-get at a time), then the three independent builds: the image builds are mostly
     // download + dpkg, the omlboot build is CPU.
-    let st = Command::new("bash").arg(e2e_dir().join("setup-host.sh")).stdin(Stdio::null()).stdout(Stdio::null()).status()?;
+    let st = Command::new("bash")
+        .arg(e2e_dir().join("setup-host.sh"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .status()?;
     if !st.success() {
         bail!("tests/e2e/setup-host.sh failed ({st}); run it as root");
     }
@@ -77,8 +83,12 @@ fn build() -> Result<Artifacts> {
     let guest = std::thread::spawn(|| run_script(&e2e_dir().join("build-image.sh")));
     let standins = std::thread::spawn(|| run_script(&e2e_dir().join("standins/build-standins.sh")));
     let omlboot = omlboot_binary();
-    let guest_dir = guest.join().map_err(|_| anyhow!("build-image thread panicked"))??;
-    let standins_dir = standins.join().map_err(|_| anyhow!("build-standins thread panicked"))??;
+    let guest_dir = guest
+        .join()
+        .map_err(|_| anyhow!("build-image thread panicked"))??;
+    let standins_dir = standins
+        .join()
+        .map_err(|_| anyhow!("build-standins thread panicked"))??;
     let omlboot = omlboot?;
     let payload_img = payload(&omlboot, &standins_dir)?;
     Ok(Artifacts {
