@@ -221,6 +221,8 @@ fn apply_now(g: &cli::Global, format: Format, only_once: bool) -> Result<i32> {
                 .into(),
         )
     })?;
+    // One apply at a time per host: cloud-init's runcmd and a first-boot unit may both call `run`.
+    let _lock = apply::state::lock(&g.root)?;
     if only_once && apply::state::already_provisioned(&g.root, &instance)? {
         eprintln!("omlboot: already provisioned for {instance}; nothing to do (use `omlboot apply` to converge again)");
         return Ok(exit::OK);

@@ -154,6 +154,38 @@ pub fn instance_id(root: &Path) -> Option<String> {
         .or_else(|| read("etc/machine-id").map(|id| format!("machine-id:{id}")))
 }
 
+/// Hold the host-wide apply lock (`/run/omlboot.lock`) until the returned guard drops, waiting for
+/// another omlboot that holds it.
+pub fn lock(root: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    let dir = if root.join("run").is_dir() {
+        root.join("run")
+    } else {
+        root.join(STATE_PATH)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| root.to_path_buf())
+    };
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("omlboot.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(guard) => Ok(guard),
+        Err((file, _)) => {
+            eprintln!(
+                "omlboot: another omlboot is applying ({} is held); waiting",
+                path.display()
+            );
+            nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+                .map_err(|(_, e)| anyhow::anyhow!("locking {}: {e}", path.display()))
+        }
+    }
+}
+
 /// `omlboot run` applies only when the last finished run was for another instance (or never happened),
 /// or did not finish successfully.
 pub fn already_provisioned(root: &Path, instance: &str) -> Result<bool> {
@@ -212,5 +244,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(instance_id(d.path()).as_deref(), Some("cloud-init:i-123"));
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    #[test]
+    fn second_locker_waits_for_the_first() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("run")).unwrap();
+        let g = lock(d.path()).unwrap();
+        let root = d.path().to_path_buf();
+        let t = std::time::Instant::now();
+        let h = std::thread::spawn(move || {
+            let _g2 = lock(&root).unwrap();
+            t.elapsed()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(g);
+        let waited = h.join().unwrap();
+        assert!(
+            waited >= std::time::Duration::from_millis(250),
+            "second lock did not wait: {waited:?}"
+        );
     }
 }
