@@ -26,7 +26,9 @@ fn config_reference_matches_schema() {
 #[test]
 fn readme_commands_exist() {
     let readme = std::fs::read_to_string(repo("README.md")).unwrap();
-    for sub in ["validate", "detect", "plan", "render", "apply", "run", "status"] {
+    for sub in [
+        "validate", "detect", "plan", "render", "apply", "run", "status",
+    ] {
         assert!(
             readme.contains(&format!("omlboot {sub}")),
             "README does not show `omlboot {sub}`"

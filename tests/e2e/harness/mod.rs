@@ -5,6 +5,8 @@
 //! [`Guest::wait_cloud_init`] waits for cloud-init with a deadline and returns a [`Failure`] whose Display carries
 //! the serial log. Guests are killed when dropped (and by the kernel if the test process dies).
 #![allow(dead_code)]
+// A Failure carries the serial log and is built at most once per test; boxing it would only add noise.
+#![allow(clippy::result_large_err)]
 
 pub mod artifacts;
 pub mod net;
