@@ -3,6 +3,7 @@
 # stand-in images, builds omlboot (static, release) unless OMLBOOT_BIN is set, then boots the guests.
 #   tests/e2e/run.sh                 # whole suite
 #   tests/e2e/run.sh smoke           # tests whose name contains "smoke"
+#   tests/e2e/run.sh apply           # the apply scenarios (tests/e2e_apply.rs)
 # Env: OMLBOOT_BIN (binary to test), OMLBOOT_E2E_CACHE (cache dir, default tests/e2e/.cache),
 #      E2E_MIRROR / E2E_SECURITY_MIRROR (Debian mirrors for image builds).
 set -euo pipefail
@@ -10,4 +11,4 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 "$HERE/setup-host.sh"
 cd "$ROOT"
-exec cargo test --test e2e -- --ignored --test-threads=1 --nocapture "$@"
+exec cargo test --test e2e --test e2e_apply -- --ignored --test-threads=1 --nocapture "$@"
