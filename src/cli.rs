@@ -73,6 +73,16 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Prepare an image for cloning (Packer, golden VM): install the role's packages and images, this
+    /// binary and an enabled omlboot-firstboot.service, then clean the image (machine-id, cloud-init
+    /// and omlboot state, secrets, TLS key, SSH host keys). Needs --role; no addresses or passwords.
+    Bake {
+        /// Leave machine-id, cloud-init state and SSH host keys as they are (e.g. to inspect the image).
+        #[arg(long)]
+        no_clean: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// Report provisioning status per component. Exit 0 done/running, 1 failed, 3 degraded.
     Status {
         /// Wait until provisioning has finished (or --timeout passes).

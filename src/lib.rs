@@ -3,6 +3,7 @@
 //! The binary (src/main.rs) only parses the command line and maps errors to exit codes; everything
 //! else lives here so tests drive the same code.
 pub mod apply;
+pub mod bake;
 pub mod catalog;
 pub mod config;
 pub mod facts;

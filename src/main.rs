@@ -63,13 +63,16 @@ fn init_logging(verbose: u8) {
 }
 
 fn load_config(g: &cli::Global) -> Result<Config> {
-    let src = Sources {
+    Ok(Config::load(&sources(g)?)?)
+}
+
+fn sources(g: &cli::Global) -> Result<Sources> {
+    Ok(Sources {
         file: Sources::read_file(g.config.as_deref())?,
         env: std::env::vars().collect(),
         sets: g.sets.clone(),
         role: g.role.clone(),
-    };
-    Ok(Config::load(&src)?)
+    })
 }
 
 fn load_units(g: &cli::Global) -> Result<Units> {
@@ -175,6 +178,7 @@ fn run(cli: Cli) -> Result<i32> {
         }
         Command::Apply { format } => apply_now(g, *format, false),
         Command::Run { format } => apply_now(g, *format, true),
+        Command::Bake { no_clean, format } => bake(g, *no_clean, *format),
         Command::Status {
             wait,
             timeout,
@@ -253,6 +257,102 @@ fn apply_now(g: &cli::Global, format: Format, only_once: bool) -> Result<i32> {
         started.elapsed().as_secs_f64()
     );
     Ok(state.status.exit_code())
+}
+
+fn bake(g: &cli::Global, no_clean: bool, format: Format) -> Result<i32> {
+    use omlboot::bake;
+    let mut cfg = Config::load_for_bake(&sources(g)?)?;
+    if !cfg.is_given("role") {
+        return Err(Invalid(
+            "bake needs the role the image is for: --role aio|data|voice|app".into(),
+        )
+        .into());
+    }
+    bake::fill_placeholders(&mut cfg);
+    let units = load_units(g)?;
+    let mut facts =
+        Facts::from_config_only(&cfg).context("bake placeholders left an address open")?;
+    facts.os = facts::os::read(&g.root);
+    let plan = plan::build(&mut cfg, &facts, &units, &Default::default())?;
+    let opts = apply_options(g, &cfg, &facts, "bake".into());
+    let started = std::time::Instant::now();
+    let rt = runtime()?;
+    let _lock = apply::state::lock(&g.root)?;
+    let state = rt.block_on(apply::engine::prepare(&plan, &opts))?;
+    if state.status != apply::state::Status::Done {
+        match format {
+            Format::Json => print_json(&state)?,
+            Format::Table => print!("{}", status_table(&state)),
+        }
+        eprintln!("omlboot: bake failed; the image was not cleaned");
+        return Ok(exit::FAILED);
+    }
+    let mut actions = Vec::new();
+    let exe = std::env::current_exe().context("locating this omlboot binary")?;
+    actions.push(bake::install_binary(&g.root, &exe)?);
+    actions.push(bake::install_firstboot_unit(&g.root)?);
+    let live = g.root == Path::new("/");
+    let enabled = if live {
+        rt.block_on(async {
+            let sd = apply::systemd::Systemd::system().await?;
+            sd.daemon_reload().await?;
+            sd.enable(&[bake::FIRSTBOOT_UNIT.to_string()]).await
+        })
+        .map(|changes| bake::Action {
+            what: format!("enable {}", bake::FIRSTBOOT_UNIT),
+            outcome: if changes.is_empty() {
+                "unchanged"
+            } else {
+                "changed"
+            },
+        })
+    } else {
+        Err(anyhow::anyhow!("not the live root"))
+    };
+    actions.push(match enabled {
+        Ok(a) => a,
+        Err(e) => {
+            if live {
+                eprintln!(
+                    "warning: enabling over D-Bus failed ({e:#}); writing the symlink instead"
+                );
+            }
+            bake::enable_offline(&g.root)?
+        }
+    });
+    if !no_clean {
+        let tls: Vec<String> = plan
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                plan::Step::Tls { cert, key, .. } => Some([cert.clone(), key.clone()]),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        actions.extend(bake::clean(&g.root, &tls, live)?);
+    }
+    match format {
+        Format::Json => print_json(
+            &serde_json::json!({ "status": state.status, "steps": state.steps, "actions": actions }),
+        )?,
+        Format::Table => {
+            for a in &actions {
+                eprintln!("omlboot: {:<48} {}", a.what, a.outcome);
+            }
+        }
+    }
+    eprintln!(
+        "omlboot: baked role {} in {:.1}s{}",
+        cfg.role().as_str(),
+        started.elapsed().as_secs_f64(),
+        if no_clean {
+            " (not cleaned)"
+        } else {
+            "; cleaned for cloning"
+        }
+    );
+    Ok(exit::OK)
 }
 
 fn status_table(s: &apply::state::State) -> String {

@@ -168,6 +168,139 @@ async fn image_ids(
     out
 }
 
+/// The packages step. Returns false when it failed (recorded in the state): nothing after it can work.
+async fn packages_step(
+    rec: &mut Recorder<'_>,
+    by_family: &BTreeMap<String, Vec<String>>,
+    opts: &Options,
+    start: Instant,
+) -> Result<bool> {
+    let name = "packages";
+    if opts.skip_packages {
+        rec.step(name, "skipped", start, Some("skip_packages is set".into()))?;
+        return Ok(true);
+    }
+    let (key, family) = match opts.family {
+        PkgFamily::Apt => ("apt", packages::Family::Apt),
+        PkgFamily::Dnf => ("dnf", packages::Family::Dnf),
+        PkgFamily::Unknown => {
+            rec.state.errors.push(
+                "unknown OS family: cannot install packages (set skip_packages for a prepared image)"
+                    .into(),
+            );
+            rec.step(name, "failed", start, Some("unknown OS family".into()))?;
+            return Ok(false);
+        }
+    };
+    let names = by_family.get(key).cloned().unwrap_or_default();
+    match packages::ensure(family, &names, &opts.packages).await {
+        Ok(o) if o.installed.is_empty() => rec.step(
+            name,
+            "unchanged",
+            start,
+            Some(format!("{} already installed", o.already.len())),
+        )?,
+        Ok(o) => rec.step(
+            name,
+            "changed",
+            start,
+            Some(format!("installed {}", o.installed.join(" "))),
+        )?,
+        Err(e) => {
+            rec.state.errors.push(format!("packages: {e:#}"));
+            rec.step(name, "failed", start, Some(format!("{e:#}")))?;
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Image ids before, per reference, and the references that could not be made present (with why).
+type ImagesResult = (BTreeMap<String, Option<String>>, BTreeMap<String, String>);
+
+/// Make every image of the plan present (bundle first, then pulls), remembering what each reference
+/// pointed at before so a changed image restarts its component.
+async fn images_step(rec: &mut Recorder<'_>, plan: &Plan, opts: &Options) -> Result<ImagesResult> {
+    let refs: Vec<String> = plan
+        .steps
+        .iter()
+        .filter_map(|s| {
+            if let Step::Image { reference, .. } = s {
+                Some(reference.clone())
+            } else {
+                None
+            }
+        })
+        .collect();
+    let images_before = image_ids(&opts.images, &refs).await;
+    let start = Instant::now();
+    let mut outcomes = Vec::new();
+    if let Some(bundle) = &opts.image_bundle {
+        outcomes.extend(images::load_bundle(bundle, &opts.images).await?);
+    }
+    outcomes.extend(images::ensure(&refs, &opts.images).await);
+    let mut failures = BTreeMap::new();
+    let (mut present, mut fetched) = (0, 0);
+    for (r, o) in &outcomes {
+        match o {
+            images::ImageOutcome::Failed { kind, message, .. } => {
+                failures.insert(r.clone(), format!("image {r}: {kind:?}: {message}"));
+            }
+            images::ImageOutcome::Present { .. } => present += 1,
+            images::ImageOutcome::Pulled { .. } | images::ImageOutcome::Loaded { .. } => {
+                fetched += 1
+            }
+        }
+    }
+    // A reference that failed to pull but was loaded from the bundle (or vice versa) is fine.
+    let images_after = image_ids(&opts.images, &refs).await;
+    failures.retain(|r, _| images_after.get(r).cloned().flatten().is_none());
+    let summary = format!(
+        "{} images: {present} present, {fetched} pulled or loaded, {} failed",
+        refs.len(),
+        failures.len()
+    );
+    rec.step(
+        "images",
+        if failures.is_empty() {
+            "done"
+        } else {
+            "failed"
+        },
+        start,
+        Some(summary),
+    )?;
+    Ok((images_before, failures))
+}
+
+/// What `omlboot bake` needs of a plan: its packages and its images, nothing host-specific.
+/// The state is recorded like apply's (bake removes it when it cleans the image).
+pub async fn prepare(plan: &Plan, opts: &Options) -> Result<State> {
+    let root = opts.root.as_path();
+    if let Some(b) = &opts.image_bundle {
+        anyhow::ensure!(b.is_file(), "image bundle {} does not exist", b.display());
+    }
+    let mut rec = Recorder {
+        state: State::new(&opts.instance_id, &plan.host.role),
+        root,
+    };
+    rec.state.save(root)?;
+    let mut ok = true;
+    for step in &plan.steps {
+        if let Step::Packages { by_family } = step {
+            ok = packages_step(&mut rec, by_family, opts, Instant::now()).await?;
+        }
+    }
+    if ok {
+        let (_, failures) = images_step(&mut rec, plan, opts).await?;
+        // No component starts during a bake, so a missing image is an error of the bake itself.
+        rec.state.errors.extend(failures.into_values());
+    }
+    rec.state.conclude(&[]);
+    rec.state.save(root)?;
+    Ok(rec.state)
+}
+
 /// Apply the plan. Returns the final state (also saved). Errors are only for failures that stop
 /// everything (state cannot be written, D-Bus unreachable); component failures are in the state.
 pub async fn apply(plan: &Plan, opts: &Options) -> Result<State> {
@@ -204,43 +337,14 @@ pub async fn apply(plan: &Plan, opts: &Options) -> Result<State> {
     rec.state.save(root)?;
 
     let mut changed_files: BTreeSet<String> = BTreeSet::new();
-    let mut image_failures: BTreeMap<String, String> = BTreeMap::new();
-    let mut images_before: BTreeMap<String, Option<String>> = BTreeMap::new();
 
     for step in &plan.steps {
         let start = Instant::now();
         match step {
             Step::Packages { by_family } => {
-                let fam = match opts.family {
-                    PkgFamily::Apt => Some(("apt", packages::Family::Apt)),
-                    PkgFamily::Dnf => Some(("dnf", packages::Family::Dnf)),
-                    PkgFamily::Unknown => None,
-                };
-                let name = "packages";
-                if opts.skip_packages {
-                    rec.step(name, "skipped", start, Some("skip_packages is set".into()))?;
-                    continue;
-                }
-                let Some((key, family)) = fam else {
-                    rec.state.errors.push("unknown OS family: cannot install packages (set skip_packages for a prepared image)".into());
-                    rec.step(name, "failed", start, Some("unknown OS family".into()))?;
-                    continue;
-                };
-                let names = by_family.get(key).cloned().unwrap_or_default();
-                match packages::ensure(family, &names, &opts.packages).await {
-                    Ok(o) if o.installed.is_empty() => rec.step(name, "unchanged", start, None)?,
-                    Ok(o) => rec.step(
-                        name,
-                        "changed",
-                        start,
-                        Some(format!("installed {}", o.installed.join(" "))),
-                    )?,
-                    Err(e) => {
-                        rec.state.errors.push(format!("packages: {e:#}"));
-                        rec.step(name, "failed", start, Some(format!("{e:#}")))?;
-                        // Nothing below can work without podman.
-                        break;
-                    }
+                if !packages_step(&mut rec, by_family, opts, start).await? {
+                    // Nothing below can work without podman.
+                    break;
                 }
             }
             Step::Directory { path, mode, .. } => {
@@ -349,44 +453,7 @@ pub async fn apply(plan: &Plan, opts: &Options) -> Result<State> {
         return Ok(rec.state);
     }
 
-    // Images: remember what each reference pointed at, then make them all present.
-    let refs: Vec<String> = plan
-        .steps
-        .iter()
-        .filter_map(|s| {
-            if let Step::Image { reference, .. } = s {
-                Some(reference.clone())
-            } else {
-                None
-            }
-        })
-        .collect();
-    images_before.extend(image_ids(&opts.images, &refs).await);
-    let start = Instant::now();
-    let mut outcomes = Vec::new();
-    if let Some(bundle) = &opts.image_bundle {
-        outcomes.extend(images::load_bundle(bundle, &opts.images).await?);
-    }
-    outcomes.extend(images::ensure(&refs, &opts.images).await);
-    for (r, o) in &outcomes {
-        if let images::ImageOutcome::Failed { kind, message, .. } = o {
-            image_failures.insert(r.clone(), format!("image {r}: {kind:?}: {message}"));
-        }
-    }
-    // A reference that failed to pull but was loaded from the bundle (or vice versa) is fine.
-    let images_after = image_ids(&opts.images, &refs).await;
-    image_failures.retain(|r, _| images_after.get(r).cloned().flatten().is_none());
-    let summary = format!("{} images, {} failed", refs.len(), image_failures.len());
-    rec.step(
-        "images",
-        if image_failures.is_empty() {
-            "done"
-        } else {
-            "failed"
-        },
-        start,
-        Some(summary),
-    )?;
+    let (images_before, image_failures) = images_step(&mut rec, plan, opts).await?;
 
     // systemd: reload, enable, then start/restart in order.
     let sd = systemd::Systemd::system()

@@ -196,7 +196,13 @@ pub struct Config {
 
 impl Config {
     pub fn load(src: &Sources) -> Result<Config, ConfigErrors> {
-        validate::load(src)
+        validate::load(src, true)
+    }
+
+    /// Like [`load`](Self::load) but without the checks that need this host's cluster: for `omlboot bake`,
+    /// which only installs packages and images.
+    pub fn load_for_bake(src: &Sources) -> Result<Config, ConfigErrors> {
+        validate::load(src, false)
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {

@@ -40,7 +40,9 @@ fn unknown_key_message(key: &str) -> String {
     }
 }
 
-pub(super) fn load(src: &Sources) -> Result<Config, ConfigErrors> {
+/// `host_specific: false` is for `omlboot bake`: an image is baked before anyone knows the cluster's
+/// addresses or passwords, so the checks that need them are left to the first boot.
+pub(super) fn load(src: &Sources, host_specific: bool) -> Result<Config, ConfigErrors> {
     let mut errs = Errors::default();
     let mut entries: BTreeMap<&'static str, Entry> = BTreeMap::new();
     let mut warnings = Vec::new();
@@ -103,7 +105,13 @@ pub(super) fn load(src: &Sources) -> Result<Config, ConfigErrors> {
             line: 1,
             col: 1,
         });
-    cross_checks(&mut cfg, &file_origin, &mut errs, &mut warnings);
+    cross_checks(
+        &mut cfg,
+        &file_origin,
+        &mut errs,
+        &mut warnings,
+        host_specific,
+    );
 
     if errs.0.is_empty() {
         cfg.warnings = warnings;
@@ -544,13 +552,19 @@ pub fn check_image_reference(r: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn cross_checks(cfg: &mut Config, file: &Origin, errs: &mut Errors, warnings: &mut Vec<String>) {
+fn cross_checks(
+    cfg: &mut Config,
+    file: &Origin,
+    errs: &mut Errors,
+    warnings: &mut Vec<String>,
+    host_specific: bool,
+) {
     let origin_of =
         |cfg: &Config, key: &str| cfg.origin(key).cloned().unwrap_or_else(|| file.clone());
     let role = cfg.role();
     let role_origin = origin_of(cfg, "role");
 
-    if role.is_cluster() {
+    if role.is_cluster() && host_specific {
         for key in ["data_host", "voice_host", "application_host"] {
             if cfg.get(key).is_none() {
                 errs.push(
