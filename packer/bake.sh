@@ -1,7 +1,8 @@
 #!/bin/bash
 # Runs `packer build` on packer/ with a throwaway login for the build VM:
 # makes a fresh ed25519 key and a NoCloud seed (user-data creating user "packer" with that key and passwordless sudo,
-# meta-data with a new instance-id), passes them as -var ssh_private_key_file / seed_files, and deletes both on exit.
+# meta-data with a new instance-id and hostname localhost, which sudo resolves and which leaves the image no
+# build-specific hostname), passes them as -var ssh_private_key_file / seed_files, and deletes both on exit.
 # The template removes that user from the image before shutdown (remove_build_user).
 #
 #   packer/bake.sh -var-file=packer/example.pkrvars.hcl [-var key=value ...] [other packer build flags]
@@ -31,7 +32,7 @@ users:
       - $(cat "$WORK/id_ed25519.pub")
 ssh_pwauth: false
 USERDATA
-printf 'instance-id: omlboot-bake-%s-%s\nlocal-hostname: omlboot-bake\n' "$(date +%s)" "$$" > "$WORK/seed/meta-data"
+printf 'instance-id: omlboot-bake-%s-%s\nlocal-hostname: localhost\n' "$(date +%s)" "$$" > "$WORK/seed/meta-data"
 
 set +e
 "$PACKER" build \
