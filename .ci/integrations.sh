@@ -4,9 +4,11 @@
 #   1. cloud-init schema on every user-data file in cloud-config/ (omlboot configs are skipped);
 #   2. cloud-init schema on the user-data rendered from cloud-config/terraform/**/*.tftpl
 #      (rendered by `cargo test --test terraform_hcl`, which also checks them with omlboot validate);
-#   3. when terraform is on the PATH: `terraform fmt -check`, `terraform validate` of remote-exec/
-#      (it needs no provider), and the same templates rendered by Terraform's own templatefile() must
-#      equal the test's renders byte for byte. Offline: no provider download, no checkpoint call.
+#   3. when terraform is on the PATH (offline: no provider download, no checkpoint call):
+#      `terraform fmt -check`; `terraform validate` of remote-exec/ (it needs no provider); the
+#      cloudinit_config/ cloud-config documents (user-data.tf) evaluated by Terraform, checked with
+#      cloud-init schema and their config with omlboot validate; and every template rendered by
+#      Terraform's own templatefile() must equal the test's render byte for byte.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -98,6 +100,55 @@ if command -v terraform >/dev/null; then
     terraform validate -no-color)
   echo "ok    terraform validate cloud-config/terraform/remote-exec"
   checked=$((checked + 1))
+  # cloudinit_config/: its cloud-config documents are built in user-data.tf, which needs no provider.
+  # Evaluate them offline for aio and a cluster, check them like any user-data, and check the config
+  # they carry with omlboot validate.
+  target_dir=$(cargo metadata --no-deps --format-version 1 |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+  omlboot_bin=$target_dir/debug/omlboot # built by the cargo test above
+  ci=$work/tf-cloudinit
+  mkdir -p "$ci"
+  cp cloud-config/terraform/cloudinit_config/{variables.tf,user-data.tf,config.yaml.tftpl} "$ci/"
+  (cd "$ci" && terraform init -backend=false -input=false -no-color >/dev/null)
+  for layout in aio cluster; do
+    cat >"$ci/sample.tfvars" <<TFVARS
+layout             = "$layout"
+hosts              = { data = "10.10.10.11", voice = "10.10.10.12", app = "10.10.10.13" }
+infra_env          = "lan"
+postgres_password  = "p@ss: #1 \"q\" 'x' <&> {[%]}"
+ami_password       = "Sample-Ami-Pass1"
+s3_http_admin_pass = "Sample-Minio-Root1"
+bucket_secret_key  = "Sample-Bucket-Secret1"
+TFVARS
+    roles=aio
+    if [ "$layout" = cluster ]; then roles="data voice app"; fi
+    for role in $roles; do
+      out=$ci/cloudinit_config.$role.yaml
+      b64=$(cd "$ci" &&
+        printf 'nonsensitive(base64encode(local.cloud_config["%s"]))\n' "$role" |
+        terraform console -var-file=sample.tfvars)
+      b64=${b64#\"}
+      b64=${b64%\"}
+      printf '%s' "$b64" | base64 -d >"$out"
+      schema "$out"
+      python3 - "$out" "$out.config" <<'PY'
+import sys, yaml
+doc = yaml.safe_load(open(sys.argv[1]))
+f = [w for w in doc["write_files"] if w["path"] == "/etc/omlboot/config.yaml"][0]
+assert f["permissions"] == "0600" and f["owner"] == "root:root", f
+assert doc["runcmd"] == [["/usr/local/bin/omlboot", "run"]], doc["runcmd"]
+assert yaml.safe_load(f["content"])["postgres_password"] == "p@ss: #1 \"q\" 'x' <&> {[%]}"
+open(sys.argv[2], "w").write(f["content"])
+PY
+      if "$omlboot_bin" validate --config "$out.config" >/dev/null; then
+        printf 'ok    omlboot validate: the config in %s\n' "$(basename "$out")"
+        checked=$((checked + 1))
+      else
+        failures+=("$out (omlboot validate)")
+      fi
+    done
+  done
+
   mkdir -p "$work/tf"
   while IFS=$'\t' read -r template vars rendered; do
     # base64 so the console prints one plain string whatever the render holds.

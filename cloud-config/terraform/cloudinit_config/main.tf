@@ -1,5 +1,6 @@
 # User-data for omlboot built with the hashicorp/cloudinit provider: one MIME multi-part document per
-# host, whose part is text/cloud-config. Provider-neutral: pass `user_data` to any VM resource.
+# host, whose part is text/cloud-config (built in user-data.tf). Provider-neutral: pass `user_data`
+# to any VM resource.
 #
 # As a module:
 #   module "omlboot_user_data" {
@@ -15,26 +16,6 @@
 #     user_data = module.omlboot_user_data.user_data["app"]
 #   }
 
-locals {
-  roles = var.layout == "aio" ? ["aio"] : ["data", "voice", "app"]
-
-  config = {
-    for role in local.roles : role => templatefile("${path.module}/config.yaml.tftpl", {
-      role               = role
-      tenant_id          = var.tenant_id
-      tz                 = var.tz
-      infra_env          = var.infra_env
-      data_host          = lookup(var.hosts, "data", "")
-      voice_host         = lookup(var.hosts, "voice", "")
-      application_host   = lookup(var.hosts, "app", "")
-      postgres_password  = var.postgres_password
-      ami_password       = var.ami_password
-      s3_http_admin_pass = var.s3_http_admin_pass
-      bucket_secret_key  = var.bucket_secret_key
-    })
-  }
-}
-
 data "cloudinit_config" "host" {
   for_each = toset(local.roles)
 
@@ -45,18 +26,7 @@ data "cloudinit_config" "host" {
   part {
     filename     = "omlboot.cfg"
     content_type = "text/cloud-config"
-    # yamlencode() quotes whatever needs quoting; the config is one YAML string inside it.
-    content = join("\n", ["#cloud-config", yamlencode({
-      write_files = [{
-        path        = "/etc/omlboot/config.yaml"
-        owner       = "root:root"
-        permissions = "0600"
-        content     = local.config[each.key]
-      }]
-      # Once per instance; harmless on an image baked with `omlboot bake`, whose
-      # omlboot-firstboot.service runs the same command under the same lock.
-      runcmd = [["/usr/local/bin/omlboot", "run"]]
-    })])
+    content      = local.cloud_config[each.key]
   }
 
   lifecycle {
