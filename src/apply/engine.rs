@@ -278,7 +278,11 @@ async fn images_step(rec: &mut Recorder<'_>, plan: &Plan, opts: &Options) -> Res
     );
     rec.step(
         "images",
-        if failures.is_empty() { "done" } else { "failed" },
+        if failures.is_empty() {
+            "done"
+        } else {
+            "failed"
+        },
         start,
         Some(summary),
     )?;
@@ -510,7 +514,10 @@ pub async fn apply(plan: &Plan, opts: &Options) -> Result<State> {
         let _ = sd.start(hu, opts.start_deadline).await;
     }
 
-    for c in &plan.components {
+    // Decide per component, in plan (dependency) order: nothing, start, or restart.
+    let sd = std::sync::Arc::new(sd);
+    let mut jobs: Vec<(usize, &'static str, bool)> = Vec::new();
+    for (i, c) in plan.components.iter().enumerate() {
         let start = Instant::now();
         let name = format!("unit {}", c.unit);
         if let Some(reason) = images.failures.get(&c.image) {
@@ -519,26 +526,48 @@ pub async fn apply(plan: &Plan, opts: &Options) -> Result<State> {
             continue;
         }
         let image_changed = images.before.get(&c.image) != images.after.get(&c.image);
-        let files_changed: Vec<&String> = c
-            .files
-            .iter()
-            .filter(|f| changed_files.contains(*f))
-            .collect();
+        let files_changed = c.files.iter().any(|f| changed_files.contains(f));
         let current = sd.state(&c.unit).await?;
         let running = matches!(
             current.active_state.as_str(),
             "active" | "reloading" | "activating"
         );
-        let (action, result) = if running && (image_changed || !files_changed.is_empty()) {
-            ("restarted", sd.restart(&c.unit, opts.start_deadline).await)
+        if running && (image_changed || files_changed) {
+            jobs.push((i, "restarted", true));
         } else if running {
-            ("unchanged", Ok(systemd::Outcome::Active(current)))
+            rec.component(&c.name, &c.unit, "active", None)?;
+            rec.step(&name, "unchanged", start, None)?;
         } else {
             if current.active_state == "failed" {
                 let _ = sd.reset_failed(&c.unit).await;
             }
-            ("started", sd.start(&c.unit, opts.start_deadline).await)
-        };
+            jobs.push((i, "started", false));
+        }
+    }
+
+    // Run the jobs together, queued one after another in plan order so systemd's After= ordering
+    // holds between them; independent units then start in parallel, as at boot.
+    let mut running = tokio::task::JoinSet::new();
+    let mut previous: Option<tokio::sync::oneshot::Receiver<()>> = None;
+    for (i, action, restart) in jobs {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let wait_for = previous.replace(rx);
+        let sd = std::sync::Arc::clone(&sd);
+        let unit = plan.components[i].unit.clone();
+        let deadline = opts.start_deadline;
+        running.spawn(async move {
+            if let Some(prev) = wait_for {
+                let _ = prev.await;
+            }
+            let start = Instant::now();
+            let result = sd.start_queued(&unit, restart, deadline, tx).await;
+            (i, action, start, result)
+        });
+    }
+    while let Some(joined) = running.join_next().await {
+        let (i, action, start, result) = joined.context("a unit start task panicked")?;
+        let c = &plan.components[i];
+        let name = format!("unit {}", c.unit);
         match result {
             Ok(systemd::Outcome::Active(_)) => {
                 rec.component(&c.name, &c.unit, "active", None)?;
@@ -549,13 +578,10 @@ pub async fn apply(plan: &Plan, opts: &Options) -> Result<State> {
                 state,
                 journal,
             }) => {
-                let tail: Vec<&String> = journal
+                let tail: Vec<&str> = journal
                     .iter()
-                    .rev()
-                    .take(5)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
+                    .skip(journal.len().saturating_sub(5))
+                    .map(String::as_str)
                     .collect();
                 let reason = format!(
                     "job {job_result}, {}/{} result={} exit-status={}; journal: {}",
@@ -563,10 +589,7 @@ pub async fn apply(plan: &Plan, opts: &Options) -> Result<State> {
                     state.sub_state,
                     state.result,
                     state.exec_main_status,
-                    tail.iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" | ")
+                    tail.join(" | ")
                 );
                 rec.component(&c.name, &c.unit, "failed", Some(reason.clone()))?;
                 rec.step(&name, "failed", start, Some(reason))?;
