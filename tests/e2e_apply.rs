@@ -35,6 +35,11 @@ fn config_append(extra: &str) -> String {
 
 /// Test overrides every scenario needs: stand-in images, no echo services, no package downloads needed
 /// (the guest image already holds the catalog's packages, so apt only confirms them).
+/// The stand-ins share their layers and the registry is local, so a TCG guest gains nothing from
+/// parallel pulls and loses much: concurrent pulls of images with a common layer each unpack it (podman
+/// 4.3). Bounded parallel pulls are tested against a real registry in tests/images_registry.rs.
+const PULL_ONE_AT_A_TIME: &str = "image_pull_parallel: 1";
+
 /// A key in `extra` replaces the stand-in's line for it (a config with a key twice is invalid).
 fn overrides(extra: &str) -> String {
     let set_in_extra = |line: &str| {
@@ -46,7 +51,7 @@ fn overrides(extra: &str) -> String {
         .filter(|l| !set_in_extra(l))
         .collect();
     config_append(&format!(
-        "public_ip_echo_urls: []\nunit_start_timeout_s: 600\n{}\n{extra}",
+        "public_ip_echo_urls: []\nunit_start_timeout_s: 600\n{PULL_ONE_AT_A_TIME}\n{}\n{extra}",
         images.join("\n")
     ))
 }
