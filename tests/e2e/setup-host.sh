@@ -13,6 +13,9 @@ declare -A NEED=(
   [setpriv]=util-linux
   [python3]=python3
   [sha256sum]=coreutils
+  [qemu-img]=qemu-utils
+  [packer]=packer
+  [ssh-keygen]=openssh-client
   [cargo]=
 )
 

@@ -289,3 +289,26 @@ fn payload(omlboot: &Path, standins: &Path) -> Result<PathBuf> {
     );
     Ok(img)
 }
+
+/// A payload disk with nothing on it (ext4, label `e2epayload`): /mnt/e2e mounts at once, but there is no omlboot
+/// to install, no registry to serve (docker-registry.service is skipped) and no bundle. For booting an image that
+/// must bring everything itself, e.g. a Packer-baked one. Cached in the cache directory.
+pub fn empty_payload() -> Result<PathBuf> {
+    let img = cache_dir().join("empty-payload.img");
+    if img.is_file() {
+        return Ok(img);
+    }
+    std::fs::create_dir_all(cache_dir())?;
+    let tmp = img.with_extension("img.tmp");
+    let out = Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-L", "e2epayload"])
+        .arg(&tmp)
+        .arg("16M")
+        .output()
+        .context("mkfs.ext4")?;
+    if !out.status.success() {
+        bail!("mkfs.ext4 failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    std::fs::rename(&tmp, &img)?;
+    Ok(img)
+}

@@ -37,6 +37,11 @@ pub struct GuestSpec {
     pub payload: bool,
     /// meta-data instance-id; default `e2e-<name>-<pid>-<n>` (new each boot, so cloud-init runs as first boot).
     pub instance_id: Option<String>,
+    /// Root disk to boot instead of the test bed's root.img (raw or qcow2, e.g. a Packer-baked image), still with
+    /// the test bed's kernel and initrd and `snapshot=on`. Default None.
+    pub root_disk: Option<PathBuf>,
+    /// Payload disk to attach instead of the built one (see [`artifacts::empty_payload`]). Default None.
+    pub payload_disk: Option<PathBuf>,
 }
 
 impl GuestSpec {
@@ -49,6 +54,8 @@ impl GuestSpec {
             cpus: 2,
             payload: true,
             instance_id: None,
+            root_disk: None,
+            payload_disk: None,
         }
     }
     pub fn nics(mut self, nics: Vec<Nic>) -> Self {
@@ -66,6 +73,32 @@ impl GuestSpec {
     pub fn without_payload(mut self) -> Self {
         self.payload = false;
         self
+    }
+    /// Boots `path` (raw or qcow2, detected from its header) as the root disk instead of the test bed's root.img.
+    pub fn root_disk(mut self, path: &Path) -> Self {
+        self.root_disk = Some(path.to_path_buf());
+        self
+    }
+    /// Attaches `path` (raw ext4, label `e2epayload`) as the payload disk instead of the built one.
+    pub fn payload_disk(mut self, path: &Path) -> Self {
+        self.payload = true;
+        self.payload_disk = Some(path.to_path_buf());
+        self
+    }
+}
+
+/// "qcow2" when the file starts with the qcow2 magic, else "raw".
+pub fn disk_format(path: &Path) -> &'static str {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    let is_qcow2 = std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .map(|_| &magic == b"QFI\xfb")
+        .unwrap_or(false);
+    if is_qcow2 {
+        "qcow2"
+    } else {
+        "raw"
     }
 }
 
@@ -269,10 +302,14 @@ impl Lab {
                     "root=/dev/vda rw console=ttyS0,115200 panic=-1 net.ifnames=1",
                 ])
                 .arg("-drive")
-                .arg(format!(
-                    "file={},if=virtio,format=raw,snapshot=on",
-                    a.root_img.display()
-                ))
+                .arg({
+                    let root = spec.root_disk.as_deref().unwrap_or(&a.root_img);
+                    format!(
+                        "file={},if=virtio,format={},snapshot=on",
+                        root.display(),
+                        disk_format(root)
+                    )
+                })
                 .arg("-drive")
                 .arg(format!(
                     "file={},if=virtio,format=raw,readonly=on",
@@ -281,7 +318,10 @@ impl Lab {
             if spec.payload {
                 cmd.arg("-drive").arg(format!(
                     "file={},if=virtio,format=raw,snapshot=on",
-                    a.payload_img.display()
+                    spec.payload_disk
+                        .as_deref()
+                        .unwrap_or(&a.payload_img)
+                        .display()
                 ));
             }
             cmd.arg("-serial")
