@@ -1,5 +1,5 @@
 //! The shipped user-data files: each is a #cloud-config that writes a valid omlboot config 0600 and runs
-//! omlboot. (`cloud-init schema` runs on them in .ci/run; the VM suite boots them.)
+//! omlboot. (`cloud-init schema` runs on them in .ci/integrations.sh; the VM suite boots them.)
 mod common;
 use common::*;
 

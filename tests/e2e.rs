@@ -322,54 +322,6 @@ NotifyAccess=all
 WantedBy=default.target
 ";
 
-/// Three guests on the lab's private segment reach each other and nothing else.
-#[test]
-#[ignore = "boots 3 VMs; run with tests/e2e/run.sh"]
-fn private_network_three_guests() {
-    let ud = "#cloud-config\n{}\n";
-    let names = ["data", "voice", "app"];
-    let specs = names
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            GuestSpec::new(n, UserData::cloud_config(ud))
-                .nics(vec![Nic::Private {
-                    address: format!("10.77.0.{}/24", 11 + i),
-                    gateway: None,
-                }])
-                .cpus(1)
-                .mem_mb(1536)
-        })
-        .collect();
-    let t = Instant::now();
-    let lab = Lab::boot(specs).expect("boot");
-    lab.wait_cloud_init(BOOT * 2)
-        .unwrap_or_else(|f| panic!("provisioning failed:\n{f}"));
-    eprintln!("3 guests provisioned in {:.0?}", t.elapsed());
-    for (i, g) in lab.guests.iter().enumerate() {
-        let me = format!("10.77.0.{}", 11 + i);
-        assert!(
-            g.sh("ip -4 -o addr show").contains(&me),
-            "{} has {me}",
-            g.name
-        );
-        for j in 0..names.len() {
-            if j != i {
-                g.sh(&format!("ping -c 2 -W 3 10.77.0.{}", 11 + j));
-            }
-        }
-        assert!(
-            g.sh("ip -4 route show default").trim().is_empty(),
-            "no way out: no default route"
-        );
-        assert_ne!(
-            g.exec("ping -c 1 -W 2 10.77.0.1").unwrap().code,
-            0,
-            "nothing else on the segment"
-        );
-    }
-}
-
 /// Polls a guest command until it exits 0; returns its stdout.
 fn wait_output(g: &harness::Guest, cmd: &str, timeout: Duration) -> String {
     let deadline = Instant::now() + timeout;

@@ -215,11 +215,17 @@ async fn packages_step(
     Ok(true)
 }
 
-/// Image ids before, per reference, and the references that could not be made present (with why).
-type ImagesResult = (BTreeMap<String, Option<String>>, BTreeMap<String, String>);
+/// Image ids per reference before and after the images step, and the references that could not be
+/// made present (with why).
+struct ImagesResult {
+    before: BTreeMap<String, Option<String>>,
+    after: BTreeMap<String, Option<String>>,
+    failures: BTreeMap<String, String>,
+}
 
 /// Make every image of the plan present (bundle first, then pulls), remembering what each reference
-/// pointed at before so a changed image restarts its component.
+/// pointed at before so a changed image restarts its component. Presence comes from one `podman
+/// images` listing: a converged host runs two podman commands here, not several per image.
 async fn images_step(rec: &mut Recorder<'_>, plan: &Plan, opts: &Options) -> Result<ImagesResult> {
     let refs: Vec<String> = plan
         .steps
@@ -232,32 +238,42 @@ async fn images_step(rec: &mut Recorder<'_>, plan: &Plan, opts: &Options) -> Res
             }
         })
         .collect();
-    let images_before = image_ids(&opts.images, &refs).await;
+    let before = image_ids(&opts.images, &refs).await;
+    let missing: Vec<String> = refs
+        .iter()
+        .filter(|r| before.get(*r).cloned().flatten().is_none())
+        .cloned()
+        .collect();
     let start = Instant::now();
     let mut outcomes = Vec::new();
     if let Some(bundle) = &opts.image_bundle {
         outcomes.extend(images::load_bundle(bundle, &opts.images).await?);
     }
-    outcomes.extend(images::ensure(&refs, &opts.images).await);
+    outcomes.extend(images::ensure(&missing, &opts.images).await);
     let mut failures = BTreeMap::new();
-    let (mut present, mut fetched) = (0, 0);
+    let mut fetched = 0;
     for (r, o) in &outcomes {
         match o {
             images::ImageOutcome::Failed { kind, message, .. } => {
                 failures.insert(r.clone(), format!("image {r}: {kind:?}: {message}"));
             }
-            images::ImageOutcome::Present { .. } => present += 1,
+            images::ImageOutcome::Present { .. } => {}
             images::ImageOutcome::Pulled { .. } | images::ImageOutcome::Loaded { .. } => {
                 fetched += 1
             }
         }
     }
+    let after = if outcomes.is_empty() {
+        before.clone()
+    } else {
+        image_ids(&opts.images, &refs).await
+    };
     // A reference that failed to pull but was loaded from the bundle (or vice versa) is fine.
-    let images_after = image_ids(&opts.images, &refs).await;
-    failures.retain(|r, _| images_after.get(r).cloned().flatten().is_none());
+    failures.retain(|r, _| after.get(r).cloned().flatten().is_none());
     let summary = format!(
-        "{} images: {present} present, {fetched} pulled or loaded, {} failed",
+        "{} images: {} already present, {fetched} pulled or loaded, {} failed",
         refs.len(),
+        refs.len() - missing.len(),
         failures.len()
     );
     rec.step(
@@ -270,7 +286,11 @@ async fn images_step(rec: &mut Recorder<'_>, plan: &Plan, opts: &Options) -> Res
         start,
         Some(summary),
     )?;
-    Ok((images_before, failures))
+    Ok(ImagesResult {
+        before,
+        after,
+        failures,
+    })
 }
 
 /// What `omlboot bake` needs of a plan: its packages and its images, nothing host-specific.
@@ -292,9 +312,9 @@ pub async fn prepare(plan: &Plan, opts: &Options) -> Result<State> {
         }
     }
     if ok {
-        let (_, failures) = images_step(&mut rec, plan, opts).await?;
+        let images = images_step(&mut rec, plan, opts).await?;
         // No component starts during a bake, so a missing image is an error of the bake itself.
-        rec.state.errors.extend(failures.into_values());
+        rec.state.errors.extend(images.failures.into_values());
     }
     rec.state.conclude(&[]);
     rec.state.save(root)?;
@@ -453,7 +473,7 @@ pub async fn apply(plan: &Plan, opts: &Options) -> Result<State> {
         return Ok(rec.state);
     }
 
-    let (images_before, image_failures) = images_step(&mut rec, plan, opts).await?;
+    let images = images_step(&mut rec, plan, opts).await?;
 
     // systemd: reload, enable, then start/restart in order.
     let sd = systemd::Systemd::system()
@@ -494,36 +514,60 @@ pub async fn apply(plan: &Plan, opts: &Options) -> Result<State> {
         let _ = sd.start(hu, opts.start_deadline).await;
     }
 
-    for c in &plan.components {
+    // Decide per component, in plan (dependency) order: nothing, start, or restart.
+    let sd = std::sync::Arc::new(sd);
+    let mut jobs: Vec<(usize, &'static str, bool)> = Vec::new();
+    for (i, c) in plan.components.iter().enumerate() {
         let start = Instant::now();
         let name = format!("unit {}", c.unit);
-        if let Some(reason) = image_failures.get(&c.image) {
+        if let Some(reason) = images.failures.get(&c.image) {
             rec.component(&c.name, &c.unit, "failed", Some(reason.clone()))?;
             rec.step(&name, "failed", start, Some(reason.clone()))?;
             continue;
         }
-        let image_changed = images_before.get(&c.image).cloned().flatten()
-            != images::image_id(&opts.images.podman, &c.image).await;
-        let files_changed: Vec<&String> = c
-            .files
-            .iter()
-            .filter(|f| changed_files.contains(*f))
-            .collect();
+        let image_changed = images.before.get(&c.image) != images.after.get(&c.image);
+        let files_changed = c.files.iter().any(|f| changed_files.contains(f));
         let current = sd.state(&c.unit).await?;
         let running = matches!(
             current.active_state.as_str(),
             "active" | "reloading" | "activating"
         );
-        let (action, result) = if running && (image_changed || !files_changed.is_empty()) {
-            ("restarted", sd.restart(&c.unit, opts.start_deadline).await)
+        if running && (image_changed || files_changed) {
+            jobs.push((i, "restarted", true));
         } else if running {
-            ("unchanged", Ok(systemd::Outcome::Active(current)))
+            rec.component(&c.name, &c.unit, "active", None)?;
+            rec.step(&name, "unchanged", start, None)?;
         } else {
             if current.active_state == "failed" {
                 let _ = sd.reset_failed(&c.unit).await;
             }
-            ("started", sd.start(&c.unit, opts.start_deadline).await)
-        };
+            jobs.push((i, "started", false));
+        }
+    }
+
+    // Run the jobs together, queued one after another in plan order so systemd's After= ordering
+    // holds between them; independent units then start in parallel, as at boot.
+    let mut running = tokio::task::JoinSet::new();
+    let mut previous: Option<tokio::sync::oneshot::Receiver<()>> = None;
+    for (i, action, restart) in jobs {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let wait_for = previous.replace(rx);
+        let sd = std::sync::Arc::clone(&sd);
+        let unit = plan.components[i].unit.clone();
+        let deadline = opts.start_deadline;
+        running.spawn(async move {
+            if let Some(prev) = wait_for {
+                let _ = prev.await;
+            }
+            let start = Instant::now();
+            let result = sd.start_queued(&unit, restart, deadline, tx).await;
+            (i, action, start, result)
+        });
+    }
+    while let Some(joined) = running.join_next().await {
+        let (i, action, start, result) = joined.context("a unit start task panicked")?;
+        let c = &plan.components[i];
+        let name = format!("unit {}", c.unit);
         match result {
             Ok(systemd::Outcome::Active(_)) => {
                 rec.component(&c.name, &c.unit, "active", None)?;
@@ -534,13 +578,10 @@ pub async fn apply(plan: &Plan, opts: &Options) -> Result<State> {
                 state,
                 journal,
             }) => {
-                let tail: Vec<&String> = journal
+                let tail: Vec<&str> = journal
                     .iter()
-                    .rev()
-                    .take(5)
-                    .collect::<Vec<_>>()
-                    .into_iter()
-                    .rev()
+                    .skip(journal.len().saturating_sub(5))
+                    .map(String::as_str)
                     .collect();
                 let reason = format!(
                     "job {job_result}, {}/{} result={} exit-status={}; journal: {}",
@@ -548,10 +589,7 @@ pub async fn apply(plan: &Plan, opts: &Options) -> Result<State> {
                     state.sub_state,
                     state.result,
                     state.exec_main_status,
-                    tail.iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" | ")
+                    tail.join(" | ")
                 );
                 rec.component(&c.name, &c.unit, "failed", Some(reason.clone()))?;
                 rec.step(&name, "failed", start, Some(reason))?;

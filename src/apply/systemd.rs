@@ -419,12 +419,26 @@ impl Systemd {
     /// ActiveEnterTimestamp stay as they were. D-Bus refusals (no such unit, bad unit file) are
     /// errors; everything that happens to the job afterwards is an [`Outcome`].
     pub async fn start(&self, unit: &str, deadline: Duration) -> Result<Outcome> {
-        self.run_job(Verb::Start, unit, deadline).await
+        self.run_job(Verb::Start, unit, deadline, None).await
+    }
+
+    /// Start (or, with `restart`, restart) like [`Self::start`], and send on `queued` as soon as
+    /// systemd has the job (or refused it). Callers that start many units at once queue them in
+    /// their dependency order this way: `After=` only orders jobs that are in the queue together.
+    pub async fn start_queued(
+        &self,
+        unit: &str,
+        restart: bool,
+        deadline: Duration,
+        queued: tokio::sync::oneshot::Sender<()>,
+    ) -> Result<Outcome> {
+        let verb = if restart { Verb::Restart } else { Verb::Start };
+        self.run_job(verb, unit, deadline, Some(queued)).await
     }
 
     /// Restart `unit` (mode "replace"; starts it if it was inactive) and wait like [`Self::start`].
     pub async fn restart(&self, unit: &str, deadline: Duration) -> Result<Outcome> {
-        self.run_job(Verb::Restart, unit, deadline).await
+        self.run_job(Verb::Restart, unit, deadline, None).await
     }
 
     /// The unit's current state, read with `GetAll` on its object (no property cache).
@@ -485,7 +499,13 @@ impl Systemd {
             .with_context(|| format!("systemd could not reset-failed {unit}"))
     }
 
-    async fn run_job(&self, verb: Verb, unit: &str, deadline: Duration) -> Result<Outcome> {
+    async fn run_job(
+        &self,
+        verb: Verb,
+        unit: &str,
+        deadline: Duration,
+        queued: Option<tokio::sync::oneshot::Sender<()>>,
+    ) -> Result<Outcome> {
         let until = Instant::now() + deadline;
 
         // Read before the job so `start` can tell a no-op (unit was already up, same activation)
@@ -495,7 +515,7 @@ impl Systemd {
             Err(_) => None,
         };
 
-        let end = match timeout_at(until, self.queue_and_wait(verb, unit)).await {
+        let end = match timeout_at(until, self.queue_and_wait(verb, unit, queued)).await {
             Ok(r) => Some(r?),
             Err(_) => None,
         };
@@ -546,7 +566,12 @@ impl Systemd {
 
     /// Queue the job and wait for its JobRemoved (or for the poll to see it gone).
     /// Unbounded in time: the caller wraps it in the deadline.
-    async fn queue_and_wait(&self, verb: Verb, unit: &str) -> Result<(String, Via)> {
+    async fn queue_and_wait(
+        &self,
+        verb: Verb,
+        unit: &str,
+        queued: Option<tokio::sync::oneshot::Sender<()>>,
+    ) -> Result<(String, Via)> {
         // The match must be in place before the job exists, or a fast job's signal is lost.
         let mut signals = self
             .manager
@@ -574,6 +599,9 @@ impl Systemd {
                 },
             }
         };
+        if let Some(q) = queued {
+            let _ = q.send(());
+        }
         let job = job.map_err(|e| dbus_refusal(e, verb, unit))?;
         tracing::debug!(unit, job = %job.as_str(), "job queued");
 

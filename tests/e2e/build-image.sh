@@ -47,7 +47,7 @@ mmdebstrap --mode=root --variant=minbase --include="$PKGS" \
   --dpkgopt='path-include=/usr/share/locale/locale.alias' \
   --customize-hook='cp -a "'"$HERE"'/guest/files/." "$1/"' \
   --customize-hook='echo e2e-guest > "$1/etc/hostname"' \
-  --customize-hook='printf "LABEL=rootfs / ext4 rw,errors=remount-ro 0 1\nLABEL=e2epayload /mnt/e2e ext4 rw,nofail,x-systemd.device-timeout=60s 0 0\n" > "$1/etc/fstab"' \
+  --customize-hook='printf "LABEL=rootfs / ext4 rw,errors=remount-ro 0 1\nLABEL=e2epayload /mnt/e2e ext4 rw,nofail,x-systemd.device-timeout=600s 0 0\n" > "$1/etc/fstab"' \
   --customize-hook='mkdir -p "$1/mnt/e2e"' \
   --customize-hook='echo "en_US.UTF-8 UTF-8" > "$1/etc/locale.gen" && chroot "$1" locale-gen && echo LANG=en_US.UTF-8 > "$1/etc/default/locale"' \
   --customize-hook='chroot "$1" systemctl enable e2e-payload.service' \

@@ -1,0 +1,4 @@
+terraform {
+  # terraform_data needs 1.4.
+  required_version = ">= 1.4"
+}
