@@ -8,10 +8,11 @@
 #                                       and tests/images_registry.rs loads an offline bundle with real podman
 #   bake_reference_bare_image_...       its figure is the aio scenario's (same user-data, bare image)
 #   apply_cluster_three_hosts_...       three guests on two cores; run it with tests/e2e/run.sh apply_cluster
+#   bake_aio_with_packer_...            a packer build plus a boot; run it with tests/e2e/run.sh bake
 # E2E_CI_TESTS=all runs everything (= tests/e2e/run.sh). At the end, the measured figures (E2E-FIGURE lines).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-default="smoke_detect failing_runcmd apply_aio apply_unpullable bake_aio_with_packer"
+default="smoke_detect failing_runcmd apply_aio apply_unpullable"
 tests=${E2E_CI_TESTS:-$default}
 [ "$tests" = all ] && tests=""
 log=$(mktemp)
