@@ -5,69 +5,16 @@
 #[path = "e2e/harness/mod.rs"]
 mod harness;
 
+use harness::scenario::{
+    assert_units_active, component_units, first_boot_seconds, repo_file, state_json, status_json,
+    step_seconds, test_overrides,
+};
 use harness::{GuestSpec, Lab, Nic, UserData};
-use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Boot + cloud-init + provisioning of all components under TCG.
 const PROVISION: Duration = Duration::from_secs(1500);
-
-fn repo(p: &str) -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(p))
-        .unwrap_or_else(|e| panic!("{p}: {e}"))
-}
-
-/// A cloud-config that appends `extra` config lines to /etc/omlboot/config.yaml (written by the base user-data).
-fn config_append(extra: &str) -> String {
-    let mut body = String::new();
-    for line in extra
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
-    {
-        body.push_str("      ");
-        body.push_str(line);
-        body.push('\n');
-    }
-    format!("#cloud-config\nwrite_files:\n  - path: /etc/omlboot/config.yaml\n    append: true\n    permissions: '0600'\n    content: |\n{body}")
-}
-
-/// Test overrides every scenario needs: stand-in images, no echo services, no package downloads needed
-/// (the guest image already holds the catalog's packages, so apt only confirms them).
-/// The stand-ins share their layers and the registry is local, so a TCG guest gains nothing from
-/// parallel pulls and loses much: concurrent pulls of images with a common layer each unpack it (podman
-/// 4.3). Bounded parallel pulls are tested against a real registry in tests/images_registry.rs.
-const PULL_ONE_AT_A_TIME: &str = "image_pull_parallel: 1";
-
-/// A key in `extra` replaces the stand-in's line for it (a config with a key twice is invalid).
-fn overrides(extra: &str) -> String {
-    let set_in_extra = |line: &str| {
-        line.split_once(':')
-            .is_some_and(|(k, _)| extra.lines().any(|e| e.starts_with(&format!("{k}:"))))
-    };
-    let images: Vec<&str> = repo_lines("tests/e2e/standins/image-overrides.yaml")
-        .into_iter()
-        .filter(|l| !set_in_extra(l))
-        .collect();
-    config_append(&format!(
-        "public_ip_echo_urls: []\nunit_start_timeout_s: 600\n{PULL_ONE_AT_A_TIME}\n{}\n{extra}",
-        images.join("\n")
-    ))
-}
-
-fn repo_lines(p: &str) -> Vec<&'static str> {
-    repo(p).leak().lines().collect()
-}
-
-fn status_json(g: &harness::Guest) -> (i32, Value) {
-    let out = g.exec("omlboot status --format json").expect("exec");
-    (
-        out.code,
-        serde_json::from_str(&out.stdout)
-            .unwrap_or_else(|e| panic!("status JSON ({e}): {}\n{}", out.stdout, out.stderr)),
-    )
-}
 
 /// unit → (NRestarts, ActiveEnterTimestamp, ActiveState) for every component unit.
 fn snapshot(g: &harness::Guest, units: &[String]) -> BTreeMap<String, (u32, String, String)> {
@@ -83,65 +30,26 @@ fn snapshot(g: &harness::Guest, units: &[String]) -> BTreeMap<String, (u32, Stri
         .collect()
 }
 
-fn component_units(g: &harness::Guest) -> Vec<String> {
-    let (_, st) = status_json(g);
-    st["components"]
-        .as_object()
-        .expect("components")
-        .values()
-        .map(|c| c["unit"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// Every env/unit/config file omlboot manages, with mtime, so a re-run can be shown to write nothing.
 fn managed_mtimes(g: &harness::Guest) -> String {
     g.sh("stat -c '%n %Y %a %U' /etc/default/*.env /etc/default/*.yml /etc/default/*.conf /etc/systemd/system/*.service /etc/omnileads/certs/* /var/lib/omlboot/secrets.yaml 2>/dev/null | sort")
 }
 
-/// Seconds from cloud-init's first stage starting to omlboot finishing, read in the guest, plus the
-/// duration of omlboot's images step and of its unit starts (from state.json).
+/// First-boot time (cloud-init start to omlboot done) with omlboot's images and packages steps.
 fn first_boot_figures(g: &harness::Guest) -> String {
-    let status: Value = serde_json::from_str(&g.sh("cat /run/cloud-init/status.json")).unwrap();
-    let ci_start = status["v1"]["init-local"]["start"]
-        .as_f64()
-        .or_else(|| status["v1"]["init"]["start"].as_f64())
-        .expect("cloud-init stage start");
-    let state: Value = serde_json::from_str(&g.sh("cat /var/lib/omlboot/state.json")).unwrap();
-    let finished = state["finished_unix"].as_f64().expect("finished_unix");
-    let steps = state["steps"].as_array().unwrap();
-    let ms = |pred: &dyn Fn(&str) -> bool| -> f64 {
-        steps
-            .iter()
-            .filter(|s| pred(s["name"].as_str().unwrap()))
-            .map(|s| s["duration_ms"].as_f64().unwrap())
-            .sum::<f64>()
-            / 1000.0
-    };
+    let state = state_json(g);
     format!(
         "first-boot-seconds={:.0} (cloud-init start to omlboot done; images step {:.0}s, packages {:.0}s)",
-        finished - ci_start,
-        ms(&|n| n == "images"),
-        ms(&|n| n == "packages"),
+        first_boot_seconds(g),
+        step_seconds(&state, "images"),
+        step_seconds(&state, "packages"),
     )
-}
-
-fn assert_all_active(g: &harness::Guest, units: &[String]) {
-    for u in units {
-        let s = g.unit(u).expect("unit");
-        assert_eq!(
-            s.active_state,
-            "active",
-            "{u}: {s:?}\n{}",
-            g.journal(u, 30).unwrap_or_default()
-        );
-        assert_eq!(g.is_enabled(u).unwrap(), "enabled", "{u}");
-    }
 }
 
 #[test]
 #[ignore = "boots a VM; run with tests/e2e/run.sh apply"]
 fn apply_aio_converges_reruns_change_nothing_and_one_change_restarts_one_component() {
-    let ud = UserData::with_overrides(&repo("cloud-config/aio.yaml"), &[&overrides("")]);
+    let ud = UserData::with_overrides(&repo_file("cloud-config/aio.yaml"), &[&test_overrides("")]);
     let lab = Lab::boot_one(GuestSpec::new("apply-aio", ud).mem_mb(3072)).expect("boot");
     let g = &lab.guests[0];
     g.expect_cloud_init(PROVISION);
@@ -151,7 +59,7 @@ fn apply_aio_converges_reruns_change_nothing_and_one_change_restarts_one_compone
     assert_eq!((code, st["status"].as_str()), (0, Some("done")), "{st:#}");
     let units = component_units(g);
     assert!(units.len() >= 20, "aio runs every component: {units:?}");
-    assert_all_active(g, &units);
+    assert_units_active(g, &units);
     eprintln!("E2E-FIGURE aio bare image {}", first_boot_figures(g));
     let containers = g.container_names().unwrap();
     assert!(
@@ -241,8 +149,8 @@ fn apply_aio_converges_reruns_change_nothing_and_one_change_restarts_one_compone
 fn apply_unpullable_image_fails_that_component_and_starts_the_rest() {
     // A voice host (fewest images) of the shipped cluster user-data, alone on its private address.
     let ud = UserData::with_overrides(
-        &repo("cloud-config/voice.yaml"),
-        &[&overrides(
+        &repo_file("cloud-config/voice.yaml"),
+        &[&test_overrides(
             "interaction_processor_img: localhost:5000/omnileads/no-such-image:e2e",
         )],
     );
@@ -276,7 +184,7 @@ fn apply_unpullable_image_fails_that_component_and_starts_the_rest() {
         .map(|(_, c)| c["unit"].as_str().unwrap().to_string())
         .collect();
     assert!(others.len() >= 4, "{others:?}");
-    assert_all_active(g, &others);
+    assert_units_active(g, &others);
     // The table form names it too, for the operator at a console.
     let table = g.exec("omlboot status").unwrap();
     assert_eq!(table.code, 1);
@@ -293,8 +201,8 @@ fn apply_cluster_three_hosts_reach_all_active_and_point_at_their_peers() {
     // The cluster user-data files use 10.10.10.11-13; the lab's private segment gives the guests exactly those.
     let spec = |role: &str, ip: &str| {
         let ud = UserData::with_overrides(
-            &repo(&format!("cloud-config/{role}.yaml")),
-            &[&overrides("")],
+            &repo_file(&format!("cloud-config/{role}.yaml")),
+            &[&test_overrides("")],
         );
         GuestSpec::new(&format!("apply-{role}"), ud)
             .nics(vec![Nic::Private {
@@ -320,7 +228,7 @@ fn apply_cluster_three_hosts_reach_all_active_and_point_at_their_peers() {
             "{}: {st:#}",
             g.name
         );
-        assert_all_active(g, &component_units(g));
+        assert_units_active(g, &component_units(g));
     }
     let (data, voice, app) = (
         lab.guest("apply-data"),

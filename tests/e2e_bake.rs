@@ -9,6 +9,10 @@
 mod harness;
 
 use harness::artifacts::{artifacts, cache_dir, empty_payload, repo_root};
+use harness::scenario::{
+    assert_units_active, component_units, first_boot_seconds, repo_file, state_json, status_json,
+    test_overrides,
+};
 use harness::{GuestSpec, Lab, UserData};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -23,37 +27,15 @@ const BAKE: Duration = Duration::from_secs(3600);
 /// Boot + cloud-init + provisioning of all components under TCG.
 const PROVISION: Duration = Duration::from_secs(1500);
 
-fn repo(p: &str) -> String {
-    std::fs::read_to_string(repo_root().join(p)).unwrap_or_else(|e| panic!("{p}: {e}"))
-}
-
-/// A cloud-config that appends `extra` config lines to /etc/omlboot/config.yaml (written by the base user-data).
-fn config_append(extra: &str) -> String {
-    let mut body = String::new();
-    for line in extra
-        .lines()
-        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
-    {
-        body.push_str("      ");
-        body.push_str(line);
-        body.push('\n');
-    }
-    format!("#cloud-config\nwrite_files:\n  - path: /etc/omlboot/config.yaml\n    append: true\n    permissions: '0600'\n    content: |\n{body}")
-}
-
 /// The first-boot user-data of both tests: cloud-config/aio.yaml as it is, plus the test overrides every VM
 /// scenario needs (stand-in image references, no echo services, TCG-sized unit start timeout).
 fn aio_user_data() -> UserData {
-    let overrides = config_append(&format!(
-        "public_ip_echo_urls: []\nunit_start_timeout_s: 600\n{}",
-        repo("tests/e2e/standins/image-overrides.yaml")
-    ));
-    UserData::with_overrides(&repo("cloud-config/aio.yaml"), &[&overrides])
+    UserData::with_overrides(&repo_file("cloud-config/aio.yaml"), &[&test_overrides("")])
 }
 
 /// `*_img` key → stand-in reference, from tests/e2e/standins/image-overrides.yaml.
 fn standin_images() -> serde_json::Map<String, Value> {
-    repo("tests/e2e/standins/image-overrides.yaml")
+    repo_file("tests/e2e/standins/image-overrides.yaml")
         .lines()
         .filter(|l| !l.trim_start().starts_with('#'))
         .filter_map(|l| l.split_once(':'))
@@ -289,65 +271,12 @@ fn parse_bake(qcow2: PathBuf, lines: &[String], seconds: f64) -> Baked {
     }
 }
 
-fn status_json(g: &harness::Guest) -> (i32, Value) {
-    let out = g.exec("omlboot status --format json").expect("exec");
-    (
-        out.code,
-        serde_json::from_str(&out.stdout)
-            .unwrap_or_else(|e| panic!("status JSON ({e}): {}\n{}", out.stdout, out.stderr)),
-    )
-}
-
 fn assert_all_active(g: &harness::Guest) {
     let (code, st) = status_json(g);
     assert_eq!((code, st["status"].as_str()), (0, Some("done")), "{st:#}");
-    let units: Vec<String> = st["components"]
-        .as_object()
-        .expect("components")
-        .values()
-        .map(|c| c["unit"].as_str().unwrap().to_string())
-        .collect();
+    let units = component_units(g);
     assert!(units.len() >= 20, "aio runs every component: {units:?}");
-    for u in &units {
-        let s = g.unit(u).expect("unit");
-        assert_eq!(
-            s.active_state,
-            "active",
-            "{u}: {s:?}\n{}",
-            g.journal(u, 30).unwrap_or_default()
-        );
-        assert_eq!(g.is_enabled(u).unwrap(), "enabled", "{u}");
-    }
-}
-
-/// /var/lib/omlboot/state.json of the guest.
-fn state_json(g: &harness::Guest) -> Value {
-    let text = g
-        .read_file("/var/lib/omlboot/state.json")
-        .unwrap()
-        .expect("state.json");
-    serde_json::from_str(&text).expect("state.json parses")
-}
-
-/// Seconds from cloud-init's start (init-local stage in /run/cloud-init/status.json) to omlboot's finish
-/// (state.json finished_unix): guest clock, both ends.
-fn first_boot_seconds(g: &harness::Guest) -> f64 {
-    let status: Value = serde_json::from_str(
-        &g.read_file("/run/cloud-init/status.json")
-            .unwrap()
-            .expect("/run/cloud-init/status.json"),
-    )
-    .unwrap();
-    let v1 = &status["v1"];
-    let start = ["init-local", "init"]
-        .iter()
-        .filter_map(|s| v1[*s]["start"].as_f64())
-        .reduce(f64::min)
-        .unwrap_or_else(|| panic!("no stage start in status.json: {status:#}"));
-    let finished = state_json(g)["finished_unix"]
-        .as_f64()
-        .expect("state.json finished_unix");
-    finished - start
+    assert_units_active(g, &units);
 }
 
 fn step_outcome(state: &Value, name: &str) -> String {

@@ -11,6 +11,7 @@
 pub mod artifacts;
 pub mod net;
 pub mod qga;
+pub mod scenario;
 pub mod seed;
 
 use std::fmt;
