@@ -418,6 +418,59 @@ fn lists_are_empty(dir: &Path) -> bool {
     }
 }
 
+/// One failed run of a package tool, for [`after_failure`].
+struct FailedRun<'a> {
+    tool: &'static str,
+    names: &'a [String],
+    status: String,
+    attempt: u32,
+    text: &'a str,
+}
+
+/// What every back end does after a failed run once its tool-specific cases are handled: wait out a
+/// held lock until `deadline` (polling every `lock_pause`), retry a transient failure with backoff, and
+/// otherwise fail with the tool's output. Ok(()) means "run it again".
+async fn after_failure(
+    failure: Failure,
+    run: FailedRun<'_>,
+    opts: &PackageOptions,
+    deadline: Instant,
+    lock_pause: Duration,
+) -> anyhow::Result<()> {
+    match failure {
+        Failure::Lock { .. } if Instant::now() < deadline => {
+            tokio::time::sleep(lock_pause).await;
+            Ok(())
+        }
+        Failure::Lock { path, holder } => Err(PackageError::Lock {
+            path,
+            holder,
+            waited: opts.lock_deadline,
+            tail: tail(run.text, 6),
+        }
+        .into()),
+        Failure::Transient if run.attempt <= opts.retries => {
+            let pause = backoff_delay(opts.backoff, run.attempt);
+            tracing::warn!(
+                attempt = run.attempt,
+                retry_in_ms = pause.as_millis() as u64,
+                "{}: transient failure, retrying",
+                run.tool
+            );
+            tokio::time::sleep(pause).await;
+            Ok(())
+        }
+        _ => Err(PackageError::Failed {
+            tool: run.tool,
+            names: run.names.to_vec(),
+            status: run.status,
+            attempts: run.attempt,
+            tail: tail(run.text, 12),
+        }
+        .into()),
+    }
+}
+
 async fn apt_install(
     names: &[String],
     opts: &PackageOptions,
@@ -466,19 +519,6 @@ async fn apt_install(
                 }
                 .into())
             }
-            Failure::Lock { path, holder } => {
-                if Instant::now() >= deadline {
-                    return Err(PackageError::Lock {
-                        path,
-                        holder,
-                        waited: opts.lock_deadline,
-                        tail: tail(&text, 6),
-                    }
-                    .into());
-                }
-                // apt waits whole seconds; sleep a little and let it wait out the remainder.
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
             Failure::Interrupted if !configured => {
                 tracing::warn!("a previous dpkg run was interrupted: dpkg --configure -a");
                 configured = true;
@@ -491,24 +531,16 @@ async fn apt_install(
                 ]);
                 run(cmd, "dpkg").await?;
             }
-            Failure::Transient if attempt <= opts.retries => {
-                let pause = backoff_delay(opts.backoff, attempt);
-                tracing::warn!(
-                    attempt,
-                    retry_in_ms = pause.as_millis() as u64,
-                    "apt-get install: transient failure, retrying"
-                );
-                tokio::time::sleep(pause).await;
-            }
-            _ => {
-                return Err(PackageError::Failed {
+            // apt waits whole seconds; poll a little and let it wait out the remainder.
+            failure => {
+                let run = FailedRun {
                     tool: "apt-get install",
-                    names: names.to_vec(),
+                    names,
                     status,
-                    attempts: attempt,
-                    tail: tail(&text, 12),
-                }
-                .into())
+                    attempt,
+                    text: &text,
+                };
+                after_failure(failure, run, opts, deadline, Duration::from_millis(250)).await?
             }
         }
     }
@@ -533,33 +565,21 @@ async fn apt_update(opts: &PackageOptions, deadline: Instant) -> anyhow::Result<
         if ok {
             return Ok(());
         }
-        match classify_apt(&text) {
-            Failure::Lock { .. } if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(250)).await
-            }
-            Failure::Lock { path, holder } => {
-                return Err(PackageError::Lock {
-                    path,
-                    holder,
-                    waited: opts.lock_deadline,
-                    tail: tail(&text, 6),
-                }
-                .into())
-            }
-            Failure::Transient if attempt <= opts.retries => {
-                tokio::time::sleep(backoff_delay(opts.backoff, attempt)).await
-            }
-            _ => {
-                return Err(PackageError::Failed {
-                    tool: "apt-get update",
-                    names: Vec::new(),
-                    status,
-                    attempts: attempt,
-                    tail: tail(&text, 12),
-                }
-                .into())
-            }
-        }
+        let run = FailedRun {
+            tool: "apt-get update",
+            names: &[],
+            status,
+            attempt,
+            text: &text,
+        };
+        after_failure(
+            classify_apt(&text),
+            run,
+            opts,
+            deadline,
+            Duration::from_millis(250),
+        )
+        .await?;
     }
 }
 
@@ -595,30 +615,15 @@ async fn dnf_install(
                 }
                 .into())
             }
-            Failure::Lock { .. } if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(500)).await
-            }
-            Failure::Lock { path, holder } => {
-                return Err(PackageError::Lock {
-                    path,
-                    holder,
-                    waited: opts.lock_deadline,
-                    tail: tail(&text, 6),
-                }
-                .into())
-            }
-            Failure::Transient if attempt <= opts.retries => {
-                tokio::time::sleep(backoff_delay(opts.backoff, attempt)).await
-            }
-            _ => {
-                return Err(PackageError::Failed {
+            failure => {
+                let run = FailedRun {
                     tool: "dnf install",
-                    names: names.to_vec(),
+                    names,
                     status,
-                    attempts: attempt,
-                    tail: tail(&text, 12),
-                }
-                .into())
+                    attempt,
+                    text: &text,
+                };
+                after_failure(failure, run, opts, deadline, Duration::from_millis(500)).await?
             }
         }
     }
