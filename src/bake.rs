@@ -9,6 +9,7 @@
 use crate::config::schema::{SecretPolicy, KEYS};
 use crate::config::{Config, Origin, Value};
 use crate::fsutil::{write_atomic, Written};
+use crate::plan::{Plan, Step};
 use anyhow::{Context as _, Result};
 use std::path::{Path, PathBuf};
 
@@ -122,6 +123,57 @@ pub fn enable_offline(root: &Path) -> Result<Action> {
     std::os::unix::fs::symlink(&target, &link)
         .with_context(|| format!("symlink {}", link.display()))?;
     Ok(action(format!("enable {FIRSTBOOT_UNIT}"), "changed"))
+}
+
+/// Everything after the packages and images: install this binary and the first-boot unit, enable it
+/// (over D-Bus on a live root; by symlink in an offline root, or when systemd is not reachable, as in
+/// a chroot), then, with `clean`, clean the image for cloning.
+pub async fn finish(root: &Path, exe: &Path, plan: &Plan, clean: bool) -> Result<Vec<Action>> {
+    let mut actions = vec![install_binary(root, exe)?, install_firstboot_unit(root)?];
+    let live = root == Path::new("/");
+    let over_dbus = if live {
+        enable_over_dbus()
+            .await
+            .map_err(|e| {
+                eprintln!(
+                    "warning: enabling over D-Bus failed ({e:#}); writing the symlink instead"
+                )
+            })
+            .ok()
+    } else {
+        None
+    };
+    actions.push(match over_dbus {
+        Some(a) => a,
+        None => enable_offline(root)?,
+    });
+    if clean {
+        let tls: Vec<String> = plan
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::Tls { cert, key, .. } => Some([cert.clone(), key.clone()]),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        actions.extend(self::clean(root, &tls, live)?);
+    }
+    Ok(actions)
+}
+
+async fn enable_over_dbus() -> Result<Action> {
+    let sd = crate::apply::systemd::Systemd::system().await?;
+    sd.daemon_reload().await?;
+    let changes = sd.enable(&[FIRSTBOOT_UNIT.to_string()]).await?;
+    Ok(action(
+        format!("enable {FIRSTBOOT_UNIT}"),
+        if changes.is_empty() {
+            "unchanged"
+        } else {
+            "changed"
+        },
+    ))
 }
 
 /// Files that belong to one instance and must not be cloned. Paths relative to the root.

@@ -287,51 +287,8 @@ fn bake(g: &cli::Global, no_clean: bool, format: Format) -> Result<i32> {
         eprintln!("omlboot: bake failed; the image was not cleaned");
         return Ok(exit::FAILED);
     }
-    let mut actions = Vec::new();
     let exe = std::env::current_exe().context("locating this omlboot binary")?;
-    actions.push(bake::install_binary(&g.root, &exe)?);
-    actions.push(bake::install_firstboot_unit(&g.root)?);
-    let live = g.root == Path::new("/");
-    let enabled = if live {
-        rt.block_on(async {
-            let sd = apply::systemd::Systemd::system().await?;
-            sd.daemon_reload().await?;
-            sd.enable(&[bake::FIRSTBOOT_UNIT.to_string()]).await
-        })
-        .map(|changes| bake::Action {
-            what: format!("enable {}", bake::FIRSTBOOT_UNIT),
-            outcome: if changes.is_empty() {
-                "unchanged"
-            } else {
-                "changed"
-            },
-        })
-    } else {
-        Err(anyhow::anyhow!("not the live root"))
-    };
-    actions.push(match enabled {
-        Ok(a) => a,
-        Err(e) => {
-            if live {
-                eprintln!(
-                    "warning: enabling over D-Bus failed ({e:#}); writing the symlink instead"
-                );
-            }
-            bake::enable_offline(&g.root)?
-        }
-    });
-    if !no_clean {
-        let tls: Vec<String> = plan
-            .steps
-            .iter()
-            .filter_map(|s| match s {
-                plan::Step::Tls { cert, key, .. } => Some([cert.clone(), key.clone()]),
-                _ => None,
-            })
-            .flatten()
-            .collect();
-        actions.extend(bake::clean(&g.root, &tls, live)?);
-    }
+    let actions = rt.block_on(bake::finish(&g.root, &exe, &plan, !no_clean))?;
     match format {
         Format::Json => print_json(
             &serde_json::json!({ "status": state.status, "steps": state.steps, "actions": actions }),
