@@ -1,6 +1,6 @@
 //! /var/lib/omlboot/state.json: each step's outcome and each component's state, written as apply
 //! progresses so `omlboot status` can report while it runs. Also the run-once-per-instance marker.
-use crate::exit;
+use crate::error::Code;
 use crate::fsutil::write_atomic;
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
@@ -20,11 +20,11 @@ pub enum Status {
 
 impl Status {
     /// Exit code of `omlboot status` and of apply/run (like `cloud-init status`).
-    pub fn exit_code(self) -> i32 {
+    pub fn code(self) -> Code {
         match self {
-            Status::Running | Status::Done => exit::OK,
-            Status::Failed => exit::FAILED,
-            Status::Degraded => exit::DEGRADED,
+            Status::Running | Status::Done => Code::Ok,
+            Status::Failed => Code::Failed,
+            Status::Degraded => Code::Degraded,
         }
     }
 }
@@ -220,14 +220,14 @@ mod tests {
         );
         s.conclude(&["promtail"]);
         assert_eq!(s.status, Status::Degraded);
-        assert_eq!(s.status.exit_code(), 3);
+        assert_eq!(s.status.code(), Code::Degraded);
         s.save(d.path()).unwrap();
         assert_eq!(State::load(d.path()).unwrap().unwrap(), s);
         assert!(already_provisioned(d.path(), "machine-id:abc").unwrap());
         assert!(!already_provisioned(d.path(), "machine-id:other").unwrap());
         s.components.get_mut("redis").unwrap().state = "failed".into();
         s.conclude(&["promtail"]);
-        assert_eq!(s.status.exit_code(), 1);
+        assert_eq!(s.status.code(), Code::Failed);
     }
 
     #[test]

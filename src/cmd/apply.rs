@@ -1,0 +1,119 @@
+//! `omlboot apply` and `omlboot run` (apply once per instance).
+use super::status::state_table;
+use super::{build_plan, runtime, to_json, Inputs, Report};
+use crate::apply::{self, state::State};
+use crate::config::Config;
+use crate::error::{Code, Error, Result};
+use crate::facts::{self, Facts};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub enum Applied {
+    /// `run` on an instance that was already provisioned: nothing was done.
+    AlreadyProvisioned {
+        instance: String,
+    },
+    Finished {
+        state: State,
+        took: Duration,
+    },
+}
+
+/// The engine's options from config and facts.
+pub(super) fn engine_options(
+    inputs: &Inputs,
+    cfg: &Config,
+    facts: &Facts,
+    instance_id: String,
+) -> apply::engine::Options {
+    let images = apply::images::ImageOptions {
+        parallel: cfg.int("image_pull_parallel").unwrap_or(3) as usize,
+        auth_file: cfg.text("registry_auth_file").map(PathBuf::from),
+        tls_verify: !matches!(
+            cfg.get("registry_tls_verify"),
+            Some(crate::config::Value::Bool(false))
+        ),
+        ..Default::default()
+    };
+    apply::engine::Options {
+        root: inputs.root.clone(),
+        family: facts.os.family,
+        skip_packages: cfg.flag("skip_packages"),
+        image_bundle: cfg.text("image_bundle").map(PathBuf::from),
+        images,
+        packages: apply::packages::PackageOptions::default(),
+        start_deadline: Duration::from_secs(cfg.int("unit_start_timeout_s").unwrap_or(300)),
+        instance_id,
+    }
+}
+
+/// Make the host match the plan.
+pub fn apply(inputs: &Inputs) -> Result<Applied> {
+    converge(inputs, false)
+}
+
+/// What cloud-init runs: apply once per instance, so a reboot does nothing and a clone provisions.
+pub fn run(inputs: &Inputs) -> Result<Applied> {
+    converge(inputs, true)
+}
+
+fn converge(inputs: &Inputs, only_once: bool) -> Result<Applied> {
+    let mut cfg = inputs.config()?;
+    let units = inputs.units()?;
+    let rt = runtime()?;
+    let root = &inputs.root;
+    let instance = apply::state::instance_id(root).ok_or_else(|| {
+        Error::invalid(
+            "cannot identify this instance: no cloud-init instance-id and no /etc/machine-id",
+        )
+    })?;
+    // One apply at a time per host: cloud-init's runcmd and a first-boot unit may both call `run`.
+    let _lock = apply::state::lock(root)?;
+    if only_once && apply::state::already_provisioned(root, &instance)? {
+        return Ok(Applied::AlreadyProvisioned { instance });
+    }
+    let facts = rt.block_on(facts::gather(root, &cfg));
+    super::require_private_ip(&facts)?;
+    for w in &facts.warnings {
+        eprintln!("warning: {w}");
+    }
+    let plan = build_plan(&mut cfg, &facts, &units, &[root])?;
+    let opts = engine_options(inputs, &cfg, &facts, instance);
+    let started = Instant::now();
+    let state = rt.block_on(apply::engine::apply(&plan, &opts))?;
+    Ok(Applied::Finished {
+        state,
+        took: started.elapsed(),
+    })
+}
+
+impl Report for Applied {
+    fn table(&self) -> String {
+        match self {
+            Applied::AlreadyProvisioned { .. } => String::new(),
+            Applied::Finished { state, .. } => state_table(state),
+        }
+    }
+    fn json(&self) -> serde_json::Value {
+        match self {
+            Applied::AlreadyProvisioned { .. } => serde_json::Value::Null,
+            Applied::Finished { state, .. } => to_json(state),
+        }
+    }
+    fn notes(&self, _json: bool) -> Vec<String> {
+        vec![match self {
+            Applied::AlreadyProvisioned { instance } => format!(
+                "omlboot: already provisioned for {instance}; nothing to do (use `omlboot apply` to converge again)"
+            ),
+            Applied::Finished { state, took } => {
+                format!("omlboot: {:?} in {:.1}s", state.status, took.as_secs_f64())
+            }
+        }]
+    }
+    fn code(&self) -> Code {
+        match self {
+            Applied::AlreadyProvisioned { .. } => Code::Ok,
+            Applied::Finished { state, .. } => state.status.code(),
+        }
+    }
+}
