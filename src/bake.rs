@@ -7,7 +7,7 @@
 //! cloud-init instance, no omlboot state, no secrets, no SSH host keys (when cloud-init will make
 //! new ones), so every clone is a new instance that provisions itself.
 use crate::config::schema::{SecretPolicy, KEYS};
-use crate::config::{Config, Origin, Value};
+use crate::config::{key, Config, Origin, Value};
 use crate::fsutil::{write_atomic, Written};
 use crate::plan::{Plan, Step};
 use anyhow::{Context as _, Result};
@@ -26,25 +26,26 @@ const PLACEHOLDER_IP: &str = "127.0.0.1";
 /// can be computed from the operator's config (image tags, loki_host, external postgres...).
 pub fn fill_placeholders(cfg: &mut Config) {
     let derived = Origin::Derived("bake placeholder");
-    for key in ["data_host", "voice_host", "application_host"] {
-        if cfg.get(key).is_none() && cfg.role().is_cluster() {
-            cfg.set(key, Value::Text(PLACEHOLDER_IP.into()), derived.clone());
+    for k in [key::data_host, key::voice_host, key::application_host] {
+        if cfg.get(k).is_none() && cfg.role().is_cluster() {
+            cfg.set(k, Value::Text(PLACEHOLDER_IP.into()), derived.clone());
         }
     }
-    if cfg.get("omni_ip_lan").is_none() {
+    if cfg.get(key::omni_ip_lan).is_none() {
         let ip = cfg
             .role()
             .host_key()
             .and_then(|k| cfg.text(k).map(str::to_string))
             .unwrap_or_else(|| PLACEHOLDER_IP.into());
-        cfg.set("omni_ip_lan", Value::Text(ip), derived.clone());
+        cfg.set(key::omni_ip_lan, Value::Text(ip), derived.clone());
     }
-    if cfg.get("infra_env").is_none() {
-        cfg.set("infra_env", Value::Text("lan".into()), derived.clone());
+    if cfg.get(key::infra_env).is_none() {
+        cfg.set(key::infra_env, Value::Text("lan".into()), derived.clone());
     }
-    if matches!(cfg.text("infra_env"), Some("cloud" | "nat")) && cfg.get("nat_ip_addr").is_none() {
+    let s = cfg.settings();
+    if matches!(s.infra_env.as_deref(), Some("cloud" | "nat")) && s.nat_ip_addr.is_none() {
         cfg.set(
-            "nat_ip_addr",
+            key::nat_ip_addr,
             Value::Text(PLACEHOLDER_IP.into()),
             derived.clone(),
         );

@@ -1,6 +1,6 @@
 //! Which address each service is reached at, per layout: omldeploytool's `set_fact` table
 //! (roles/prerequisitos/tasks/checks.yml), as one pure function of config and facts.
-use crate::config::{schema::KEYS, Config, Role, Value};
+use crate::config::{schema::KEYS, Config, Role, Settings, Value};
 use crate::facts::Facts;
 use anyhow::{bail, Result};
 use serde_json::json;
@@ -24,14 +24,13 @@ pub struct Addresses {
     pub rabbitmq_host: String,
 }
 
-pub fn addresses(cfg: &Config, omni_ip_lan: &str) -> Addresses {
-    let given = |k: &str| cfg.text(k).map(str::to_string);
-    let cluster = cfg.role().is_cluster();
-    let host = |k: &str| cfg.text(k).unwrap_or_default().to_string();
+pub fn addresses(s: &Settings, omni_ip_lan: &str) -> Addresses {
+    let cluster = s.role != "aio";
+    let host = |v: &Option<String>| v.clone().unwrap_or_default();
     let (data, voice, app) = (
-        host("data_host"),
-        host("voice_host"),
-        host("application_host"),
+        host(&s.data_host),
+        host(&s.voice_host),
+        host(&s.application_host),
     );
     let pick = |aio: &str, cluster_value: &str| {
         if cluster {
@@ -41,15 +40,21 @@ pub fn addresses(cfg: &Config, omni_ip_lan: &str) -> Addresses {
         }
     };
     Addresses {
-        postgres_host: given("postgres_host").unwrap_or_else(|| pick("localhost", &data)),
+        postgres_host: s
+            .postgres_host
+            .clone()
+            .unwrap_or_else(|| pick("localhost", &data)),
         minio_host: pick("http://localhost:9000", &format!("http://{data}:9000")),
         websockets_host: "localhost".into(),
         kamailio_host: pick("localhost", &app),
         redis_host: pick("localhost", &data),
-        dialer_host: given("dialer_host").unwrap_or_else(|| "localhost".into()),
+        dialer_host: s.dialer_host.clone(),
         prometheus_host: pick("localhost", &app),
         asterisk_host: pick(omni_ip_lan, &voice),
-        rtpengine_host: given("rtpengine_host").unwrap_or_else(|| pick(omni_ip_lan, &voice)),
+        rtpengine_host: s
+            .rtpengine_host
+            .clone()
+            .unwrap_or_else(|| pick(omni_ip_lan, &voice)),
         fastagi_host: pick(omni_ip_lan, &app),
         nginx_host: pick(omni_ip_lan, &app),
         rabbitmq_host: pick("127.0.0.1", &data),
@@ -83,10 +88,11 @@ pub fn context(cfg: &Config, facts: &Facts) -> Result<tera::Context> {
         bail!("cannot determine this host's private IP (omni_ip_lan): set omni_ip_lan or omni_nic in the config");
     };
     let lan = lan.to_string();
+    let s = cfg.settings();
     let wan = facts
         .public_ip
         .map(|ip| ip.to_string())
-        .or_else(|| cfg.text("nat_ip_addr").map(str::to_string))
+        .or_else(|| s.nat_ip_addr.clone())
         .unwrap_or_else(|| lan.clone());
     let role = cfg.role();
 
@@ -97,28 +103,27 @@ pub fn context(cfg: &Config, facts: &Facts) -> Result<tera::Context> {
             &cfg.get(key.name).map(to_json).unwrap_or(json!("")),
         );
     }
-    let a = addresses(cfg, &lan);
-    let s3_endpoint_public = if let Some(fqdn) = cfg.text("fqdn") {
+    let a = addresses(&s, &lan);
+    let s3_endpoint_public = if let Some(fqdn) = &s.fqdn {
         format!("https://{fqdn}")
     } else if facts.infra_env == "cloud" {
         format!("https://{wan}")
     } else {
         format!("https://{lan}")
     };
-    let omnileads_img = cfg.text("omnileads_img").unwrap_or_default();
     let derived = json!({
         "role": role.as_str(),
         "layout": if role == Role::Aio { "aio" } else { "cluster" },
         "infra_env": facts.infra_env,
         "omni_ip_lan": lan,
         "omni_ip_wan": wan,
-        "nat_ip_addr": cfg.text("nat_ip_addr").unwrap_or_default(),
+        "nat_ip_addr": s.nat_ip_addr.clone().unwrap_or_default(),
         "postgres_host": a.postgres_host,
-        "postgres_out": cfg.get("postgres_host").is_some(),
+        "postgres_out": s.postgres_host.is_some(),
         "minio_host": a.minio_host,
-        "bucket_out": cfg.get("bucket_url").is_some(),
+        "bucket_out": s.bucket_url.is_some(),
         "rtpengine_host": a.rtpengine_host,
-        "rtpengine_out": cfg.get("rtpengine_host").is_some(),
+        "rtpengine_out": s.rtpengine_host.is_some(),
         "websockets_host": a.websockets_host,
         "kamailio_host": a.kamailio_host,
         "redis_host": a.redis_host,
@@ -130,7 +135,7 @@ pub fn context(cfg: &Config, facts: &Facts) -> Result<tera::Context> {
         "rabbitmq_host": a.rabbitmq_host,
         "certs_location": CERTS_LOCATION,
         "django_deploy_path": "/opt/omnileads/",
-        "omnileads_release": image_tag(omnileads_img),
+        "omnileads_release": image_tag(&s.omnileads_img),
         "oml_commit": "",
         "oml_build_date": "",
         "s3_endpoint_public": s3_endpoint_public,

@@ -26,23 +26,21 @@ pub(super) fn engine_options(
     facts: &Facts,
     instance_id: String,
 ) -> apply::engine::Options {
+    let s = cfg.settings();
     let images = apply::images::ImageOptions {
-        parallel: cfg.int("image_pull_parallel").unwrap_or(3) as usize,
-        auth_file: cfg.text("registry_auth_file").map(PathBuf::from),
-        tls_verify: !matches!(
-            cfg.get("registry_tls_verify"),
-            Some(crate::config::Value::Bool(false))
-        ),
+        parallel: s.image_pull_parallel as usize,
+        auth_file: s.registry_auth_file.map(PathBuf::from),
+        tls_verify: s.registry_tls_verify,
         ..Default::default()
     };
     apply::engine::Options {
         root: inputs.root.clone(),
         family: facts.os.family,
-        skip_packages: cfg.flag("skip_packages"),
-        image_bundle: cfg.text("image_bundle").map(PathBuf::from),
+        skip_packages: s.skip_packages,
+        image_bundle: s.image_bundle.map(PathBuf::from),
         images,
         packages: apply::packages::PackageOptions::default(),
-        start_deadline: Duration::from_secs(cfg.int("unit_start_timeout_s").unwrap_or(300)),
+        start_deadline: Duration::from_secs(s.unit_start_timeout_s),
         instance_id,
     }
 }

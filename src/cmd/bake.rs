@@ -4,7 +4,7 @@ use super::status::state_table;
 use super::{runtime, Inputs, Report};
 use crate::apply::{self, state::State};
 use crate::bake::{self as baking, Action};
-use crate::config::Config;
+use crate::config::{key, Config};
 use crate::error::{Code, Error, Result};
 use crate::facts::{self, Facts};
 use anyhow::Context as _;
@@ -24,7 +24,7 @@ pub enum Baked {
 
 pub fn bake(inputs: &Inputs, clean: bool) -> Result<Baked> {
     let mut cfg = Config::load_for_bake(&inputs.sources()?)?;
-    if !cfg.is_given("role") {
+    if !cfg.is_given(key::role) {
         return Err(Error::invalid(
             "bake needs the role the image is for: --role aio|data|voice|app",
         ));

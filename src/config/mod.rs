@@ -3,6 +3,7 @@
 //! Everything is validated before anything else happens, and every error is reported at once with
 //! its place (file:line:column, env variable or flag), the key, and what is allowed.
 pub mod schema;
+mod settings;
 mod validate;
 pub mod yaml;
 
@@ -12,6 +13,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use schema::{key, Settings};
+pub use settings::{Ignored, Secret};
 pub use validate::check_image_reference;
 
 /// Where the config file is read from when `--config` is not given.
@@ -147,9 +150,9 @@ impl Role {
     pub fn host_key(self) -> Option<&'static str> {
         match self {
             Role::Aio => None,
-            Role::Data => Some("data_host"),
-            Role::Voice => Some("voice_host"),
-            Role::App => Some("application_host"),
+            Role::Data => Some(key::data_host),
+            Role::Voice => Some(key::voice_host),
+            Role::App => Some(key::application_host),
         }
     }
 }
@@ -203,6 +206,11 @@ impl Config {
     /// which only installs packages and images.
     pub fn load_for_bake(src: &Sources) -> Result<Config, ConfigErrors> {
         validate::load(src, false)
+    }
+
+    /// Every key as a typed value: what code outside config/ reads.
+    pub fn settings(&self) -> Settings {
+        Settings::read(self)
     }
 
     pub fn get(&self, key: &str) -> Option<&Value> {
@@ -274,15 +282,6 @@ impl Config {
 
     pub(crate) fn set(&mut self, key: &'static str, value: Value, origin: Origin) {
         self.values.insert(key, (value, origin));
-    }
-
-    /// Values of every secret that is set; used to make sure none leaks into output.
-    pub fn secret_values(&self) -> Vec<&str> {
-        KEYS.iter()
-            .filter(|k| k.kind == Kind::Secret)
-            .filter_map(|k| self.text(k.name))
-            .filter(|s| !s.is_empty())
-            .collect()
     }
 
     /// key → (shown value, origin), with secrets redacted; for `omlboot validate`.

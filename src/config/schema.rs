@@ -1,7 +1,9 @@
 //! Every config key omlboot understands, by its omldeploytool inventory name.
 //!
 //! The table is the single source of truth for parsing, validation, defaults, "did you mean"
-//! suggestions and the README's config reference (a test keeps the README in step).
+//! suggestions, the README's config reference (a test keeps the README in step) and the typed
+//! [`Settings`] every other module reads.
+use super::settings::{FromValue, Ignored, Secret};
 
 /// What kind of value a key holds; drives parsing and validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,173 +110,205 @@ pub const ROLES: &[&str] = &["aio", "data", "voice", "app"];
 pub const INFRA_ENVS: &[&str] = &["cloud", "lan", "nat", "hybrid", "all"];
 const NONE: Option<&str> = None;
 
-/// Image defaults are omldeploytool release 2.2.2 (group_vars/all and inventory.yml), fully qualified
-/// because Podman refuses short names when it cannot prompt.
-pub const KEYS: &[Key] = &[
+/// Defines the key table and the typed [`Settings`] from the same rows, so they cannot drift apart:
+/// `name: RustType = constructor(kind, default, group, doc);`. The field name is the key's inventory
+/// name, so code outside config/ reads `settings.postgres_port` and a misspelt key does not compile.
+/// [`key`] holds the same names as constants for the few places that need the name itself (origins).
+macro_rules! schema {
+    ($( $name:ident : $ty:ty = $ctor:ident ( $($arg:expr),* $(,)? ) ; )*) => {
+        pub const KEYS: &[Key] = &[ $( $ctor(stringify!($name), $($arg),*) ),* ];
+
+        /// Every key as a typed value, read from a validated [`Config`](super::Config).
+        /// Unset optional keys are `None`; unsupported and Ansible-only keys are [`Ignored`].
+        #[allow(non_snake_case)]
+        #[derive(Debug, Clone)]
+        pub struct Settings {
+            $( pub $name: $ty, )*
+        }
+
+        impl Settings {
+            pub(crate) fn read(cfg: &super::Config) -> Settings {
+                Settings {
+                    $( $name: FromValue::from_value(cfg.get(stringify!($name))), )*
+                }
+            }
+        }
+
+        /// Key names as constants: `key::omni_ip_lan` is checked by the compiler, "omni_ip_lan" is not.
+        #[allow(non_upper_case_globals)]
+        pub mod key {
+            $( pub const $name: &str = stringify!($name); )*
+        }
+    };
+}
+
+// Image defaults are omldeploytool release 2.2.2 (group_vars/all and inventory.yml), fully qualified
+// because Podman refuses short names when it cannot prompt.
+schema! {
     // --- host and layout
-    k("role", Kind::Enum(ROLES), Some("aio"), "host", "What this host runs: aio, or data/voice/app of a 3-host cluster."),
-    k("tenant_id", Kind::Text, Some("omnileads"), "host", "Tenant name passed to Asterisk (TENANT_ID)."),
-    k("infra_env", Kind::Enum(INFRA_ENVS), NONE, "host", "SIP/RTP addressing: cloud, lan, nat, hybrid or all. Detected when unset."),
-    k("omni_ip_lan", Kind::Ipv4, NONE, "host", "This host's private IPv4. Detected when unset (omni_nic, then the default-route NIC)."),
-    k("omni_nic", Kind::Nic, NONE, "host", "NIC whose IPv4 becomes omni_ip_lan when omni_ip_lan is unset."),
-    k("nat_ip_addr", Kind::Ipv4, NONE, "host", "Public/NAT IPv4. Detected (cloud-init, metadata, echo service) when unset and needed."),
-    k("fqdn", Kind::Fqdn, NONE, "host", "Public name of the web UI; also switches S3_ENDPOINT to https://<fqdn>."),
-    k("certs", Kind::Enum(&["selfsigned", "custom"]), Some("selfsigned"), "host", "TLS for nginx/kamailio: generate a self-signed pair, or install cert_file_name/key_file_name."),
-    k("cert_file_name", Kind::Path, NONE, "host", "certs=custom: path of the PEM certificate to install."),
-    k("key_file_name", Kind::Path, NONE, "host", "certs=custom: path of the PEM private key to install."),
-    k("TZ", Kind::TimeZone, Some("UTC"), "host", "Time zone of the host and the containers."),
-    k("data_host", Kind::Ipv4, NONE, "cluster", "Cluster: private IPv4 of the data host (postgres, redis, rabbitmq, minio)."),
-    k("voice_host", Kind::Ipv4, NONE, "cluster", "Cluster: private IPv4 of the voice host (asterisk, rtpengine)."),
-    k("application_host", Kind::Ipv4, NONE, "cluster", "Cluster: private IPv4 of the app host (django, nginx, kamailio)."),
+    role: String = k(Kind::Enum(ROLES), Some("aio"), "host", "What this host runs: aio, or data/voice/app of a 3-host cluster.");
+    tenant_id: String = k(Kind::Text, Some("omnileads"), "host", "Tenant name passed to Asterisk (TENANT_ID).");
+    infra_env: Option<String> = k(Kind::Enum(INFRA_ENVS), NONE, "host", "SIP/RTP addressing: cloud, lan, nat, hybrid or all. Detected when unset.");
+    omni_ip_lan: Option<String> = k(Kind::Ipv4, NONE, "host", "This host's private IPv4. Detected when unset (omni_nic, then the default-route NIC).");
+    omni_nic: Option<String> = k(Kind::Nic, NONE, "host", "NIC whose IPv4 becomes omni_ip_lan when omni_ip_lan is unset.");
+    nat_ip_addr: Option<String> = k(Kind::Ipv4, NONE, "host", "Public/NAT IPv4. Detected (cloud-init, metadata, echo service) when unset and needed.");
+    fqdn: Option<String> = k(Kind::Fqdn, NONE, "host", "Public name of the web UI; also switches S3_ENDPOINT to https://<fqdn>.");
+    certs: String = k(Kind::Enum(&["selfsigned", "custom"]), Some("selfsigned"), "host", "TLS for nginx/kamailio: generate a self-signed pair, or install cert_file_name/key_file_name.");
+    cert_file_name: Option<String> = k(Kind::Path, NONE, "host", "certs=custom: path of the PEM certificate to install.");
+    key_file_name: Option<String> = k(Kind::Path, NONE, "host", "certs=custom: path of the PEM private key to install.");
+    TZ: String = k(Kind::TimeZone, Some("UTC"), "host", "Time zone of the host and the containers.");
+    data_host: Option<String> = k(Kind::Ipv4, NONE, "cluster", "Cluster: private IPv4 of the data host (postgres, redis, rabbitmq, minio).");
+    voice_host: Option<String> = k(Kind::Ipv4, NONE, "cluster", "Cluster: private IPv4 of the voice host (asterisk, rtpengine).");
+    application_host: Option<String> = k(Kind::Ipv4, NONE, "cluster", "Cluster: private IPv4 of the app host (django, nginx, kamailio).");
     // --- postgres
-    k("postgres_host", Kind::Host, NONE, "postgres", "External PostgreSQL; when set no postgresql.service is run."),
-    k("postgres_port", Kind::Port, Some("5432"), "postgres", "PostgreSQL port."),
-    k("postgres_user", Kind::Text, Some("omnileads"), "postgres", "PostgreSQL user."),
-    gen("postgres_password", "postgres", "PostgreSQL password."),
-    k("postgres_database", Kind::Text, Some("omnileads"), "postgres", "PostgreSQL database."),
-    k("postgres_maintenance_db", Kind::Text, Some("postgres"), "postgres", "Maintenance database (defaultdb on DigitalOcean managed PostgreSQL)."),
-    k("postgres_ssl", Kind::Bool, Some("false"), "postgres", "Connect to PostgreSQL with TLS."),
-    k("postgres_utc", Kind::Bool, Some("false"), "postgres", "Log in UTC; when false TZ is passed to ami/fastagi and UTC_LOGS=False."),
+    postgres_host: Option<String> = k(Kind::Host, NONE, "postgres", "External PostgreSQL; when set no postgresql.service is run.");
+    postgres_port: u16 = k(Kind::Port, Some("5432"), "postgres", "PostgreSQL port.");
+    postgres_user: String = k(Kind::Text, Some("omnileads"), "postgres", "PostgreSQL user.");
+    postgres_password: Option<Secret> = gen("postgres", "PostgreSQL password.");
+    postgres_database: String = k(Kind::Text, Some("omnileads"), "postgres", "PostgreSQL database.");
+    postgres_maintenance_db: String = k(Kind::Text, Some("postgres"), "postgres", "Maintenance database (defaultdb on DigitalOcean managed PostgreSQL).");
+    postgres_ssl: bool = k(Kind::Bool, Some("false"), "postgres", "Connect to PostgreSQL with TLS.");
+    postgres_utc: bool = k(Kind::Bool, Some("false"), "postgres", "Log in UTC; when false TZ is passed to ami/fastagi and UTC_LOGS=False.");
     // --- asterisk manager
-    k("ami_user", Kind::Text, Some("omnileads"), "asterisk", "Asterisk AMI/ARI user."),
-    gen("ami_password", "asterisk", "Asterisk AMI/ARI password."),
+    ami_user: String = k(Kind::Text, Some("omnileads"), "asterisk", "Asterisk AMI/ARI user.");
+    ami_password: Option<Secret> = gen("asterisk", "Asterisk AMI/ARI password.");
     // --- object storage
-    k("bucket_url", Kind::Text, NONE, "storage", "External S3 endpoint URL, or `aws` for AWS S3; when set no minio.service is run."),
-    k("bucket_name", Kind::Text, Some("omnileads"), "storage", "Bucket for recordings."),
-    k("bucket_region", Kind::Text, Some("us-east-1"), "storage", "Bucket region."),
-    k("bucket_access_key", Kind::Text, Some("omlminio"), "storage", "S3 access key (with MinIO: the app user omlboot creates)."),
-    gen("bucket_secret_key", "storage", "S3 secret key."),
-    k("bucket_ssl_selfsigned", Kind::Bool, Some("false"), "storage", "External S3 has a self-signed certificate (CALLREC_DEVICE=s3-no-check-cert)."),
-    k("s3_http_admin_user", Kind::Text, Some("minio"), "storage", "MinIO root user."),
-    gen("s3_http_admin_pass", "storage", "MinIO root password (at least 8 characters)."),
+    bucket_url: Option<String> = k(Kind::Text, NONE, "storage", "External S3 endpoint URL, or `aws` for AWS S3; when set no minio.service is run.");
+    bucket_name: String = k(Kind::Text, Some("omnileads"), "storage", "Bucket for recordings.");
+    bucket_region: String = k(Kind::Text, Some("us-east-1"), "storage", "Bucket region.");
+    bucket_access_key: String = k(Kind::Text, Some("omlminio"), "storage", "S3 access key (with MinIO: the app user omlboot creates).");
+    bucket_secret_key: Option<Secret> = gen("storage", "S3 secret key.");
+    bucket_ssl_selfsigned: bool = k(Kind::Bool, Some("false"), "storage", "External S3 has a self-signed certificate (CALLREC_DEVICE=s3-no-check-cert).");
+    s3_http_admin_user: String = k(Kind::Text, Some("minio"), "storage", "MinIO root user.");
+    s3_http_admin_pass: Option<Secret> = gen("storage", "MinIO root password (at least 8 characters).");
     // --- dialer
-    k("dialer_host", Kind::Host, Some("localhost"), "dialer", "Wombat dialer host."),
-    k("dialer_user", Kind::Text, Some("demoadmin"), "dialer", "Wombat dialer API user."),
-    k("dialer_password", Kind::Text, Some("demo"), "dialer", "Wombat dialer API password (omldeploytool's default is demo)."),
+    dialer_host: String = k(Kind::Host, Some("localhost"), "dialer", "Wombat dialer host.");
+    dialer_user: String = k(Kind::Text, Some("demoadmin"), "dialer", "Wombat dialer API user.");
+    dialer_password: String = k(Kind::Text, Some("demo"), "dialer", "Wombat dialer API password (omldeploytool's default is demo).");
     // --- external services
-    k("rtpengine_host", Kind::Host, NONE, "integrations", "External RTPengine; when set no rtpengine.service is run."),
-    k("loki_host", Kind::Host, NONE, "integrations", "Loki server; when set promtail.service ships the journal there."),
-    k("homer_host", Kind::Host, NONE, "integrations", "Homer HEP collector (port 9060) for Asterisk."),
+    rtpengine_host: Option<String> = k(Kind::Host, NONE, "integrations", "External RTPengine; when set no rtpengine.service is run.");
+    loki_host: Option<String> = k(Kind::Host, NONE, "integrations", "Loki server; when set promtail.service ships the journal there.");
+    homer_host: Option<String> = k(Kind::Host, NONE, "integrations", "Homer HEP collector (port 9060) for Asterisk.");
     // --- application
-    k("SCA", Kind::Int { min: 60, max: 31_536_000 }, Some("3600"), "app", "Session cookie age, seconds."),
-    k("api_token_expired_after", Kind::Int { min: 1, max: 31_536_000 }, NONE, "app", "API token lifetime, seconds."),
-    k("ECCTL", Kind::Int { min: 60, max: 31_536_000 }, Some("28800"), "app", "Ephemeral credentials TTL, seconds."),
-    k("LOGIN_FAILURE_LIMIT", Kind::Int { min: 1, max: 1000 }, Some("10"), "app", "Failed logins before lock-out."),
-    k("schedule", Kind::Text, Some("Agenda"), "app", "Name of the reschedule disposition (CALIFICACION_REAGENDA)."),
-    k("MONITORFORMAT", Kind::Enum(&["mp3", "wav"]), Some("mp3"), "app", "Call recording format."),
-    k("google_maps_api_key", Kind::Text, NONE, "app", "Google Maps API key."),
-    k("google_maps_center", Kind::Text, NONE, "app", "Google Maps initial center."),
-    given("google_api_key", "app", "Google API key (TTS/ASR)."),
-    k("google_cloud_projectid", Kind::Text, NONE, "app", "Google Cloud project id."),
-    given("openai_api_key", "app", "OpenAI API key."),
-    k("email_backend", Kind::Text, NONE, "email", "Django email backend; when set the SMTP settings below are used."),
-    k("email_default_from", Kind::Text, NONE, "email", "DEFAULT_FROM_EMAIL."),
-    k("email_host", Kind::Host, NONE, "email", "SMTP host."),
-    given("email_password", "email", "SMTP password."),
-    k("email_user", Kind::Text, NONE, "email", "SMTP user."),
-    k("email_port", Kind::Port, NONE, "email", "SMTP port."),
-    k("email_ssl_certfile", Kind::Path, NONE, "email", "SMTP client certificate."),
-    k("email_ssl_keyfile", Kind::Path, NONE, "email", "SMTP client key."),
-    k("email_use_ssl", Kind::Bool, Some("false"), "email", "SMTP over SSL."),
-    k("email_use_tls", Kind::Bool, Some("false"), "email", "SMTP STARTTLS."),
-    k("custom_cors_allowed_origins", Kind::Text, NONE, "app", "CUSTOM_CORS_ALLOWED_ORIGINS."),
-    k("custom_cors_allow_headers", Kind::Text, NONE, "app", "CUSTOM_CORS_ALLOW_HEADERS."),
-    k("proxy_url", Kind::Url, NONE, "app", "HTTP(S) proxy for the Django containers."),
+    SCA: u64 = k(Kind::Int { min: 60, max: 31_536_000 }, Some("3600"), "app", "Session cookie age, seconds.");
+    api_token_expired_after: Option<u64> = k(Kind::Int { min: 1, max: 31_536_000 }, NONE, "app", "API token lifetime, seconds.");
+    ECCTL: u64 = k(Kind::Int { min: 60, max: 31_536_000 }, Some("28800"), "app", "Ephemeral credentials TTL, seconds.");
+    LOGIN_FAILURE_LIMIT: u64 = k(Kind::Int { min: 1, max: 1000 }, Some("10"), "app", "Failed logins before lock-out.");
+    schedule: String = k(Kind::Text, Some("Agenda"), "app", "Name of the reschedule disposition (CALIFICACION_REAGENDA).");
+    MONITORFORMAT: String = k(Kind::Enum(&["mp3", "wav"]), Some("mp3"), "app", "Call recording format.");
+    google_maps_api_key: Option<String> = k(Kind::Text, NONE, "app", "Google Maps API key.");
+    google_maps_center: Option<String> = k(Kind::Text, NONE, "app", "Google Maps initial center.");
+    google_api_key: Option<Secret> = given("app", "Google API key (TTS/ASR).");
+    google_cloud_projectid: Option<String> = k(Kind::Text, NONE, "app", "Google Cloud project id.");
+    openai_api_key: Option<Secret> = given("app", "OpenAI API key.");
+    email_backend: Option<String> = k(Kind::Text, NONE, "email", "Django email backend; when set the SMTP settings below are used.");
+    email_default_from: Option<String> = k(Kind::Text, NONE, "email", "DEFAULT_FROM_EMAIL.");
+    email_host: Option<String> = k(Kind::Host, NONE, "email", "SMTP host.");
+    email_password: Option<Secret> = given("email", "SMTP password.");
+    email_user: Option<String> = k(Kind::Text, NONE, "email", "SMTP user.");
+    email_port: Option<u16> = k(Kind::Port, NONE, "email", "SMTP port.");
+    email_ssl_certfile: Option<String> = k(Kind::Path, NONE, "email", "SMTP client certificate.");
+    email_ssl_keyfile: Option<String> = k(Kind::Path, NONE, "email", "SMTP client key.");
+    email_use_ssl: bool = k(Kind::Bool, Some("false"), "email", "SMTP over SSL.");
+    email_use_tls: bool = k(Kind::Bool, Some("false"), "email", "SMTP STARTTLS.");
+    custom_cors_allowed_origins: Option<String> = k(Kind::Text, NONE, "app", "CUSTOM_CORS_ALLOWED_ORIGINS.");
+    custom_cors_allow_headers: Option<String> = k(Kind::Text, NONE, "app", "CUSTOM_CORS_ALLOW_HEADERS.");
+    proxy_url: Option<String> = k(Kind::Url, NONE, "app", "HTTP(S) proxy for the Django containers.");
     // --- scale
-    k("scale_uwsgi", Kind::Bool, Some("false"), "scale", "Use the uwsgi_* settings below."),
-    k("uwsgi_processes", Kind::Int { min: 1, max: 1024 }, Some("8"), "scale", "uWSGI processes."),
-    k("uwsgi_threads", Kind::Int { min: 1, max: 1024 }, Some("1"), "scale", "uWSGI threads per process."),
-    k("uwsgi_listen_queue_size", Kind::Int { min: 1, max: 65535 }, Some("2048"), "scale", "uWSGI listen queue."),
-    k("uwsgi_worker_reload_mercy", Kind::Int { min: 1, max: 3600 }, Some("60"), "scale", "uWSGI worker reload mercy, seconds."),
-    k("uwsgi_evil_reload_on_rss", Kind::Int { min: 1, max: 1 << 20 }, Some("3096"), "scale", "uWSGI evil reload on RSS, MB."),
-    k("scale_asterisk", Kind::Bool, Some("false"), "scale", "Use the asterisk scale settings below."),
-    k("asterisk_mem_limit", Kind::Size, Some("1G"), "scale", "MemoryMax of asterisk.service."),
-    k("pjsip_threadpool_idle_timeout", Kind::Int { min: 1, max: 86400 }, Some("120"), "scale", "PJSIP threadpool idle timeout."),
-    k("pjsip_threadpool_max_size", Kind::Int { min: 1, max: 10000 }, Some("150"), "scale", "PJSIP threadpool max size."),
-    k("scale_rtpengine", Kind::Bool, Some("false"), "scale", "Use the rtpengine timeouts below."),
-    k("rtpengine_timeout", Kind::Int { min: 1, max: 86400 }, Some("15"), "scale", "RTPengine TIMEOUT."),
-    k("rtpengine_offer_timeout", Kind::Int { min: 1, max: 86400 }, Some("15"), "scale", "RTPengine OFFER_TIMEOUT."),
-    k("rtpengine_silent_timeout", Kind::Int { min: 1, max: 86400 }, Some("120"), "scale", "RTPengine SILENT_TIMEOUT."),
-    k("rtpengine_final_timeout", Kind::Int { min: 1, max: 864000 }, Some("3600"), "scale", "RTPengine FINAL_TIMEOUT."),
-    k("kamailio_shm_size", Kind::Int { min: 8, max: 65536 }, Some("64"), "scale", "Kamailio shared memory, MB."),
-    k("kamailio_pkg_size", Kind::Int { min: 1, max: 4096 }, Some("8"), "scale", "Kamailio private memory, MB."),
-    k("scale_postgres", Kind::Bool, Some("false"), "scale", "Render /etc/omnileads/postgresql.conf from the postgres_* settings below."),
-    k("postgres_max_connections", Kind::Int { min: 10, max: 100_000 }, Some("300"), "scale", "max_connections."),
-    k("postgres_shared_buffers", Kind::Size, Some("512MB"), "scale", "shared_buffers."),
-    k("postgres_statement_timeout", Kind::Int { min: 0, max: 86_400_000 }, Some("0"), "scale", "statement_timeout, ms (0 = off)."),
-    k("postgres_effective_cache_size", Kind::Size, Some("1GB"), "scale", "effective_cache_size."),
-    k("postgres_wal_buffers", Kind::Size, Some("16MB"), "scale", "wal_buffers."),
-    k("postgres_checkpoint_timeout", Kind::Text, Some("15min"), "scale", "checkpoint_timeout."),
-    k("postgres_work_mem", Kind::Size, Some("8MB"), "scale", "work_mem."),
-    k("postgres_maintenance_work_mem", Kind::Size, Some("128MB"), "scale", "maintenance_work_mem."),
-    k("scale_redis", Kind::Bool, Some("false"), "scale", "Render /etc/omnileads/redis.conf from the redis_* settings below."),
-    k("redis_maxmemory", Kind::Size, Some("1gb"), "scale", "maxmemory."),
-    k("redis_maxmemory_policy", Kind::Enum(&["noeviction", "allkeys-lru", "allkeys-lfu", "volatile-lru", "volatile-lfu", "allkeys-random", "volatile-random", "volatile-ttl"]), Some("allkeys-lru"), "scale", "maxmemory-policy."),
-    k("redis_tcp_backlog", Kind::Int { min: 1, max: 65535 }, Some("511"), "scale", "tcp-backlog."),
-    k("redis_maxclients", Kind::Int { min: 1, max: 1_000_000 }, Some("10000"), "scale", "maxclients."),
-    k("redis_lazyfree_lazy_eviction", Kind::Enum(&["yes", "no"]), Some("no"), "scale", "lazyfree-lazy-eviction."),
-    k("redis_lazyfree_lazy_expire", Kind::Enum(&["yes", "no"]), Some("no"), "scale", "lazyfree-lazy-expire."),
+    scale_uwsgi: bool = k(Kind::Bool, Some("false"), "scale", "Use the uwsgi_* settings below.");
+    uwsgi_processes: u64 = k(Kind::Int { min: 1, max: 1024 }, Some("8"), "scale", "uWSGI processes.");
+    uwsgi_threads: u64 = k(Kind::Int { min: 1, max: 1024 }, Some("1"), "scale", "uWSGI threads per process.");
+    uwsgi_listen_queue_size: u64 = k(Kind::Int { min: 1, max: 65535 }, Some("2048"), "scale", "uWSGI listen queue.");
+    uwsgi_worker_reload_mercy: u64 = k(Kind::Int { min: 1, max: 3600 }, Some("60"), "scale", "uWSGI worker reload mercy, seconds.");
+    uwsgi_evil_reload_on_rss: u64 = k(Kind::Int { min: 1, max: 1 << 20 }, Some("3096"), "scale", "uWSGI evil reload on RSS, MB.");
+    scale_asterisk: bool = k(Kind::Bool, Some("false"), "scale", "Use the asterisk scale settings below.");
+    asterisk_mem_limit: String = k(Kind::Size, Some("1G"), "scale", "MemoryMax of asterisk.service.");
+    pjsip_threadpool_idle_timeout: u64 = k(Kind::Int { min: 1, max: 86400 }, Some("120"), "scale", "PJSIP threadpool idle timeout.");
+    pjsip_threadpool_max_size: u64 = k(Kind::Int { min: 1, max: 10000 }, Some("150"), "scale", "PJSIP threadpool max size.");
+    scale_rtpengine: bool = k(Kind::Bool, Some("false"), "scale", "Use the rtpengine timeouts below.");
+    rtpengine_timeout: u64 = k(Kind::Int { min: 1, max: 86400 }, Some("15"), "scale", "RTPengine TIMEOUT.");
+    rtpengine_offer_timeout: u64 = k(Kind::Int { min: 1, max: 86400 }, Some("15"), "scale", "RTPengine OFFER_TIMEOUT.");
+    rtpengine_silent_timeout: u64 = k(Kind::Int { min: 1, max: 86400 }, Some("120"), "scale", "RTPengine SILENT_TIMEOUT.");
+    rtpengine_final_timeout: u64 = k(Kind::Int { min: 1, max: 864000 }, Some("3600"), "scale", "RTPengine FINAL_TIMEOUT.");
+    kamailio_shm_size: u64 = k(Kind::Int { min: 8, max: 65536 }, Some("64"), "scale", "Kamailio shared memory, MB.");
+    kamailio_pkg_size: u64 = k(Kind::Int { min: 1, max: 4096 }, Some("8"), "scale", "Kamailio private memory, MB.");
+    scale_postgres: bool = k(Kind::Bool, Some("false"), "scale", "Render /etc/omnileads/postgresql.conf from the postgres_* settings below.");
+    postgres_max_connections: u64 = k(Kind::Int { min: 10, max: 100_000 }, Some("300"), "scale", "max_connections.");
+    postgres_shared_buffers: String = k(Kind::Size, Some("512MB"), "scale", "shared_buffers.");
+    postgres_statement_timeout: u64 = k(Kind::Int { min: 0, max: 86_400_000 }, Some("0"), "scale", "statement_timeout, ms (0 = off).");
+    postgres_effective_cache_size: String = k(Kind::Size, Some("1GB"), "scale", "effective_cache_size.");
+    postgres_wal_buffers: String = k(Kind::Size, Some("16MB"), "scale", "wal_buffers.");
+    postgres_checkpoint_timeout: String = k(Kind::Text, Some("15min"), "scale", "checkpoint_timeout.");
+    postgres_work_mem: String = k(Kind::Size, Some("8MB"), "scale", "work_mem.");
+    postgres_maintenance_work_mem: String = k(Kind::Size, Some("128MB"), "scale", "maintenance_work_mem.");
+    scale_redis: bool = k(Kind::Bool, Some("false"), "scale", "Render /etc/omnileads/redis.conf from the redis_* settings below.");
+    redis_maxmemory: String = k(Kind::Size, Some("1gb"), "scale", "maxmemory.");
+    redis_maxmemory_policy: String = k(Kind::Enum(&["noeviction", "allkeys-lru", "allkeys-lfu", "volatile-lru", "volatile-lfu", "allkeys-random", "volatile-random", "volatile-ttl"]), Some("allkeys-lru"), "scale", "maxmemory-policy.");
+    redis_tcp_backlog: u64 = k(Kind::Int { min: 1, max: 65535 }, Some("511"), "scale", "tcp-backlog.");
+    redis_maxclients: u64 = k(Kind::Int { min: 1, max: 1_000_000 }, Some("10000"), "scale", "maxclients.");
+    redis_lazyfree_lazy_eviction: String = k(Kind::Enum(&["yes", "no"]), Some("no"), "scale", "lazyfree-lazy-eviction.");
+    redis_lazyfree_lazy_expire: String = k(Kind::Enum(&["yes", "no"]), Some("no"), "scale", "lazyfree-lazy-expire.");
     // --- ports (omldeploytool group_vars/all)
-    k("websocket_port", Kind::Port, Some("8000"), "ports", "websockets port."),
-    k("uwsgi_port", Kind::Port, Some("8099"), "ports", "uWSGI port."),
-    k("daphne_port", Kind::Port, Some("8098"), "ports", "Daphne (ASGI) port."),
-    k("redis_port", Kind::Port, Some("6379"), "ports", "Redis port."),
-    k("fastagi_port", Kind::Port, Some("4573"), "ports", "FastAGI port."),
-    k("kamailio_wss_port", Kind::Port, Some("14443"), "ports", "Kamailio WSS/TLS port."),
+    websocket_port: u16 = k(Kind::Port, Some("8000"), "ports", "websockets port.");
+    uwsgi_port: u16 = k(Kind::Port, Some("8099"), "ports", "uWSGI port.");
+    daphne_port: u16 = k(Kind::Port, Some("8098"), "ports", "Daphne (ASGI) port.");
+    redis_port: u16 = k(Kind::Port, Some("6379"), "ports", "Redis port.");
+    fastagi_port: u16 = k(Kind::Port, Some("4573"), "ports", "FastAGI port.");
+    kamailio_wss_port: u16 = k(Kind::Port, Some("14443"), "ports", "Kamailio WSS/TLS port.");
     // --- images (omldeploytool 2.2.2)
-    k("omnileads_img", Kind::Image, Some("docker.io/omnileads/omlapp:241121.01"), "images", "Django app image (omnileads, daphne, omlcron)."),
-    k("nginx_img", Kind::Image, Some("docker.io/omnileads/nginx:241009.01"), "images", "nginx image."),
-    k("websockets_img", Kind::Image, Some("docker.io/omnileads/websockets:240705.01"), "images", "websockets image."),
-    k("kamailio_img", Kind::Image, Some("docker.io/omnileads/kamailio:240625.01"), "images", "Kamailio image."),
-    k("astami_img", Kind::Image, Some("docker.io/omnileads/astami:241017.01"), "images", "AMI bridge image."),
-    k("fastagi_img", Kind::Image, Some("docker.io/omnileads/fastagi:241017.01"), "images", "FastAGI image."),
-    k("asterisk_img", Kind::Image, Some("docker.io/omnileads/asterisk:240920.01"), "images", "Asterisk image."),
-    k("asterisk_retrieve_conf_img", Kind::Image, Some("docker.io/omnileads/acd_retrieve_conf:240729.01"), "images", "Asterisk config retriever image."),
-    k("interaction_processor_img", Kind::Image, Some("docker.io/omnileads/interaction_processor:240506.01"), "images", "Interaction processor image."),
-    k("rtpengine_img", Kind::Image, Some("docker.io/omnileads/rtpengine:240625.01"), "images", "RTPengine image."),
-    k("redis_img", Kind::Image, Some("docker.io/omnileads/redis:231125.01"), "images", "Redis (RedisGears) image."),
-    k("rabbitmq_img", Kind::Image, Some("docker.io/rabbitmq:3.12"), "images", "RabbitMQ image."),
-    k("postgres_img", Kind::Image, Some("docker.io/postgres:14.9-bullseye"), "images", "PostgreSQL image."),
-    k("minio_img", Kind::Image, Some("quay.io/minio/minio:RELEASE.2023-09-27T15-22-50Z"), "images", "MinIO image."),
-    k("prometheus_img", Kind::Image, Some("docker.io/prom/prometheus:v2.49.1"), "images", "Prometheus image."),
-    k("prometheus_node_exp_img", Kind::Image, Some("docker.io/prom/node-exporter:v1.7.0"), "images", "Node exporter image."),
-    k("prometheus_podman_exp_img", Kind::Image, Some("quay.io/navidys/prometheus-podman-exporter:latest"), "images", "Podman exporter image."),
-    k("postgres_prometheus_img", Kind::Image, Some("docker.io/prometheuscommunity/postgres-exporter:latest"), "images", "PostgreSQL exporter image."),
-    k("redis_prometheus_img", Kind::Image, Some("docker.io/oliver006/redis_exporter:latest"), "images", "Redis exporter image."),
-    k("promtail_img", Kind::Image, Some("docker.io/grafana/promtail:latest"), "images", "Promtail image (only with loki_host)."),
+    omnileads_img: String = k(Kind::Image, Some("docker.io/omnileads/omlapp:241121.01"), "images", "Django app image (omnileads, daphne, omlcron).");
+    nginx_img: String = k(Kind::Image, Some("docker.io/omnileads/nginx:241009.01"), "images", "nginx image.");
+    websockets_img: String = k(Kind::Image, Some("docker.io/omnileads/websockets:240705.01"), "images", "websockets image.");
+    kamailio_img: String = k(Kind::Image, Some("docker.io/omnileads/kamailio:240625.01"), "images", "Kamailio image.");
+    astami_img: String = k(Kind::Image, Some("docker.io/omnileads/astami:241017.01"), "images", "AMI bridge image.");
+    fastagi_img: String = k(Kind::Image, Some("docker.io/omnileads/fastagi:241017.01"), "images", "FastAGI image.");
+    asterisk_img: String = k(Kind::Image, Some("docker.io/omnileads/asterisk:240920.01"), "images", "Asterisk image.");
+    asterisk_retrieve_conf_img: String = k(Kind::Image, Some("docker.io/omnileads/acd_retrieve_conf:240729.01"), "images", "Asterisk config retriever image.");
+    interaction_processor_img: String = k(Kind::Image, Some("docker.io/omnileads/interaction_processor:240506.01"), "images", "Interaction processor image.");
+    rtpengine_img: String = k(Kind::Image, Some("docker.io/omnileads/rtpengine:240625.01"), "images", "RTPengine image.");
+    redis_img: String = k(Kind::Image, Some("docker.io/omnileads/redis:231125.01"), "images", "Redis (RedisGears) image.");
+    rabbitmq_img: String = k(Kind::Image, Some("docker.io/rabbitmq:3.12"), "images", "RabbitMQ image.");
+    postgres_img: String = k(Kind::Image, Some("docker.io/postgres:14.9-bullseye"), "images", "PostgreSQL image.");
+    minio_img: String = k(Kind::Image, Some("quay.io/minio/minio:RELEASE.2023-09-27T15-22-50Z"), "images", "MinIO image.");
+    prometheus_img: String = k(Kind::Image, Some("docker.io/prom/prometheus:v2.49.1"), "images", "Prometheus image.");
+    prometheus_node_exp_img: String = k(Kind::Image, Some("docker.io/prom/node-exporter:v1.7.0"), "images", "Node exporter image.");
+    prometheus_podman_exp_img: String = k(Kind::Image, Some("quay.io/navidys/prometheus-podman-exporter:latest"), "images", "Podman exporter image.");
+    postgres_prometheus_img: String = k(Kind::Image, Some("docker.io/prometheuscommunity/postgres-exporter:latest"), "images", "PostgreSQL exporter image.");
+    redis_prometheus_img: String = k(Kind::Image, Some("docker.io/oliver006/redis_exporter:latest"), "images", "Redis exporter image.");
+    promtail_img: String = k(Kind::Image, Some("docker.io/grafana/promtail:latest"), "images", "Promtail image (only with loki_host).");
     // --- omlboot's own settings (not in omldeploytool)
-    k("public_ip_echo_urls", Kind::UrlList, Some("https://checkip.amazonaws.com,https://ifconfig.co/ip,https://ipinfo.io/ip"), "omlboot", "Echo services asked for the public IP when no cloud metadata has it; [] disables them."),
-    k("metadata_url_aws", Kind::Url, Some("http://169.254.169.254"), "omlboot", "AWS IMDS base URL."),
-    k("metadata_url_gcp", Kind::Url, Some("http://metadata.google.internal"), "omlboot", "GCP metadata base URL."),
-    k("metadata_url_azure", Kind::Url, Some("http://169.254.169.254"), "omlboot", "Azure IMDS base URL."),
-    k("metadata_url_digitalocean", Kind::Url, Some("http://169.254.169.254"), "omlboot", "DigitalOcean metadata base URL."),
-    k("metadata_url_oracle", Kind::Url, Some("http://169.254.169.254"), "omlboot", "Oracle Cloud metadata base URL."),
-    k("metadata_url_hetzner", Kind::Url, Some("http://169.254.169.254"), "omlboot", "Hetzner metadata base URL."),
-    k("metadata_connect_timeout_ms", Kind::Int { min: 10, max: 60_000 }, Some("2000"), "omlboot", "Connect timeout of each metadata/echo request."),
-    k("metadata_timeout_ms", Kind::Int { min: 10, max: 120_000 }, Some("5000"), "omlboot", "Total timeout of each metadata/echo request."),
-    k("metadata_retries", Kind::Int { min: 0, max: 10 }, Some("2"), "omlboot", "Retries of a metadata/echo request after a transient failure."),
-    k("skip_packages", Kind::Bool, Some("false"), "omlboot", "Do not install OS packages (an image baked with `omlboot bake` already has them)."),
-    k("image_bundle", Kind::Path, NONE, "omlboot", "Offline mode: a tar of OCI archives loaded instead of pulling (see README)."),
-    k("registry_auth_file", Kind::Path, NONE, "omlboot", "Registry credentials file (containers-auth.json format) passed to podman pull; never logged."),
-    k("registry_tls_verify", Kind::Bool, Some("true"), "omlboot", "Verify registry TLS certificates (false only for a local test registry)."),
-    k("image_pull_parallel", Kind::Int { min: 1, max: 16 }, Some("3"), "omlboot", "Images pulled at once."),
-    k("unit_start_timeout_s", Kind::Int { min: 10, max: 3600 }, Some("300"), "omlboot", "Longest wait for one unit to become active."),
+    public_ip_echo_urls: Vec<String> = k(Kind::UrlList, Some("https://checkip.amazonaws.com,https://ifconfig.co/ip,https://ipinfo.io/ip"), "omlboot", "Echo services asked for the public IP when no cloud metadata has it; [] disables them.");
+    metadata_url_aws: String = k(Kind::Url, Some("http://169.254.169.254"), "omlboot", "AWS IMDS base URL.");
+    metadata_url_gcp: String = k(Kind::Url, Some("http://metadata.google.internal"), "omlboot", "GCP metadata base URL.");
+    metadata_url_azure: String = k(Kind::Url, Some("http://169.254.169.254"), "omlboot", "Azure IMDS base URL.");
+    metadata_url_digitalocean: String = k(Kind::Url, Some("http://169.254.169.254"), "omlboot", "DigitalOcean metadata base URL.");
+    metadata_url_oracle: String = k(Kind::Url, Some("http://169.254.169.254"), "omlboot", "Oracle Cloud metadata base URL.");
+    metadata_url_hetzner: String = k(Kind::Url, Some("http://169.254.169.254"), "omlboot", "Hetzner metadata base URL.");
+    metadata_connect_timeout_ms: u64 = k(Kind::Int { min: 10, max: 60_000 }, Some("2000"), "omlboot", "Connect timeout of each metadata/echo request.");
+    metadata_timeout_ms: u64 = k(Kind::Int { min: 10, max: 120_000 }, Some("5000"), "omlboot", "Total timeout of each metadata/echo request.");
+    metadata_retries: u64 = k(Kind::Int { min: 0, max: 10 }, Some("2"), "omlboot", "Retries of a metadata/echo request after a transient failure.");
+    skip_packages: bool = k(Kind::Bool, Some("false"), "omlboot", "Do not install OS packages (an image baked with `omlboot bake` already has them).");
+    image_bundle: Option<String> = k(Kind::Path, NONE, "omlboot", "Offline mode: a tar of OCI archives loaded instead of pulling (see README).");
+    registry_auth_file: Option<String> = k(Kind::Path, NONE, "omlboot", "Registry credentials file (containers-auth.json format) passed to podman pull; never logged.");
+    registry_tls_verify: bool = k(Kind::Bool, Some("true"), "omlboot", "Verify registry TLS certificates (false only for a local test registry).");
+    image_pull_parallel: u64 = k(Kind::Int { min: 1, max: 16 }, Some("3"), "omlboot", "Images pulled at once.");
+    unit_start_timeout_s: u64 = k(Kind::Int { min: 10, max: 3600 }, Some("300"), "omlboot", "Longest wait for one unit to become active.");
     // --- recognised, deliberately not implemented
-    k("omnileads_ha", Kind::Unsupported("high availability (keepalived, repmgr) is not implemented by omlboot; use omldeploytool"), NONE, "unsupported", "HA pair."),
-    k("ha_role", Kind::Unsupported("high availability is not implemented by omlboot"), NONE, "unsupported", "HA role."),
-    k("postgres_ha", Kind::Unsupported("PostgreSQL HA (PGHOSTHA/PGHOSTRO) is not implemented by omlboot"), NONE, "unsupported", "PostgreSQL RW/RO split."),
-    k("qa_env", Kind::Unsupported("QA components (pstn emulator, wombat, mysql) are not provisioned by omlboot"), NONE, "unsupported", "QA components."),
-    k("speech_analytics_model", Kind::Unsupported("sentiment analysis is not provisioned by omlboot"), NONE, "unsupported", "Sentiment analysis."),
-    k("tts_external_engine", Kind::Unsupported("external TTS credentials are not provisioned by omlboot"), NONE, "unsupported", "External TTS."),
-    k("upgrade_from_oml_1", Kind::Unsupported("migration from OMniLeads 1.x is not implemented by omlboot"), NONE, "unsupported", "1.x migration."),
-    k("restore_file_timestamp", Kind::Unsupported("restore is not implemented by omlboot"), NONE, "unsupported", "Restore."),
-    k("backup_bucket_url", Kind::Unsupported("scheduled backups are not implemented by omlboot yet"), NONE, "unsupported", "Scheduled backup."),
-    k("swap_space", Kind::Unsupported("swap files are not created by omlboot"), NONE, "unsupported", "Swap file."),
-    k("ansible_host", Kind::AnsibleOnly, NONE, "ansible", "SSH address for Ansible."),
-    k("ansible_ssh_port", Kind::AnsibleOnly, NONE, "ansible", "SSH port for Ansible."),
-    k("ansible_user", Kind::AnsibleOnly, NONE, "ansible", "SSH user for Ansible."),
-    k("ansible_python_interpreter", Kind::AnsibleOnly, NONE, "ansible", "Python for Ansible."),
-];
+    omnileads_ha: Ignored = k(Kind::Unsupported("high availability (keepalived, repmgr) is not implemented by omlboot; use omldeploytool"), NONE, "unsupported", "HA pair.");
+    ha_role: Ignored = k(Kind::Unsupported("high availability is not implemented by omlboot"), NONE, "unsupported", "HA role.");
+    postgres_ha: Ignored = k(Kind::Unsupported("PostgreSQL HA (PGHOSTHA/PGHOSTRO) is not implemented by omlboot"), NONE, "unsupported", "PostgreSQL RW/RO split.");
+    qa_env: Ignored = k(Kind::Unsupported("QA components (pstn emulator, wombat, mysql) are not provisioned by omlboot"), NONE, "unsupported", "QA components.");
+    speech_analytics_model: Ignored = k(Kind::Unsupported("sentiment analysis is not provisioned by omlboot"), NONE, "unsupported", "Sentiment analysis.");
+    tts_external_engine: Ignored = k(Kind::Unsupported("external TTS credentials are not provisioned by omlboot"), NONE, "unsupported", "External TTS.");
+    upgrade_from_oml_1: Ignored = k(Kind::Unsupported("migration from OMniLeads 1.x is not implemented by omlboot"), NONE, "unsupported", "1.x migration.");
+    restore_file_timestamp: Ignored = k(Kind::Unsupported("restore is not implemented by omlboot"), NONE, "unsupported", "Restore.");
+    backup_bucket_url: Ignored = k(Kind::Unsupported("scheduled backups are not implemented by omlboot yet"), NONE, "unsupported", "Scheduled backup.");
+    swap_space: Ignored = k(Kind::Unsupported("swap files are not created by omlboot"), NONE, "unsupported", "Swap file.");
+    ansible_host: Ignored = k(Kind::AnsibleOnly, NONE, "ansible", "SSH address for Ansible.");
+    ansible_ssh_port: Ignored = k(Kind::AnsibleOnly, NONE, "ansible", "SSH port for Ansible.");
+    ansible_user: Ignored = k(Kind::AnsibleOnly, NONE, "ansible", "SSH user for Ansible.");
+    ansible_python_interpreter: Ignored = k(Kind::AnsibleOnly, NONE, "ansible", "Python for Ansible.");
+}
 
 pub fn lookup(name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|k| k.name == name)

@@ -6,7 +6,7 @@ pub mod platform;
 pub mod public_ip;
 pub mod resources;
 
-use crate::config::Config;
+use crate::config::{key, Config, Origin};
 use serde::Serialize;
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -39,27 +39,22 @@ pub struct Facts {
 
 /// Endpoints and timeouts for metadata/echo calls, from the config (tests point them at 127.0.0.1).
 pub fn http_settings(cfg: &Config) -> (metadata::Endpoints, metadata::HttpPolicy) {
-    let d = metadata::Endpoints::default();
-    let url = |k: &str, dflt: String| cfg.text(k).map(str::to_string).unwrap_or(dflt);
+    // Every one of these keys has a schema default, so the typed values are always set.
+    let s = cfg.settings();
     let endpoints = metadata::Endpoints {
-        aws: url("metadata_url_aws", d.aws),
-        gcp: url("metadata_url_gcp", d.gcp),
-        azure: url("metadata_url_azure", d.azure),
-        digitalocean: url("metadata_url_digitalocean", d.digitalocean),
-        oracle: url("metadata_url_oracle", d.oracle),
-        hetzner: url("metadata_url_hetzner", d.hetzner),
-        echo: cfg.list("public_ip_echo_urls"),
+        aws: s.metadata_url_aws,
+        gcp: s.metadata_url_gcp,
+        azure: s.metadata_url_azure,
+        digitalocean: s.metadata_url_digitalocean,
+        oracle: s.metadata_url_oracle,
+        hetzner: s.metadata_url_hetzner,
+        echo: s.public_ip_echo_urls,
     };
-    let p = metadata::HttpPolicy::default();
-    let ms = |k: &str, dflt: Duration| cfg.int(k).map(Duration::from_millis).unwrap_or(dflt);
     let policy = metadata::HttpPolicy {
-        connect_timeout: ms("metadata_connect_timeout_ms", p.connect_timeout),
-        total_timeout: ms("metadata_timeout_ms", p.total_timeout),
-        retries: cfg
-            .int("metadata_retries")
-            .map(|r| r as u32)
-            .unwrap_or(p.retries),
-        backoff: p.backoff,
+        connect_timeout: Duration::from_millis(s.metadata_connect_timeout_ms),
+        total_timeout: Duration::from_millis(s.metadata_timeout_ms),
+        retries: s.metadata_retries as u32,
+        backoff: metadata::HttpPolicy::default().backoff,
     };
     (endpoints, policy)
 }
@@ -71,12 +66,10 @@ fn choose_private(
     warnings: &mut Vec<String>,
 ) -> (Option<Ipv4Addr>, Option<String>, Option<String>) {
     let first_v4 = |n: &net::Nic| n.ipv4.first().map(|a| a.address);
-    if let Some(ip) = cfg
-        .text("omni_ip_lan")
-        .and_then(|s| s.parse::<Ipv4Addr>().ok())
-    {
-        let source = match cfg.origin("omni_ip_lan") {
-            Some(crate::config::Origin::Derived(k)) => format!("config ({k})"),
+    let s = cfg.settings();
+    if let Some(ip) = s.omni_ip_lan.and_then(|s| s.parse::<Ipv4Addr>().ok()) {
+        let source = match cfg.origin(key::omni_ip_lan) {
+            Some(Origin::Derived(k)) => format!("config ({k})"),
             _ => "config".to_string(),
         };
         let nic = net.nic_with(ip).map(|n| n.name.clone());
@@ -87,7 +80,7 @@ fn choose_private(
         }
         return (Some(ip), nic, Some(source));
     }
-    if let Some(name) = cfg.text("omni_nic") {
+    if let Some(name) = s.omni_nic.as_deref() {
         match net.nic(name) {
             Some(n) => match first_v4(n) {
                 Some(ip) => return (Some(ip), Some(name.to_string()), Some("omni_nic".into())),
@@ -119,15 +112,16 @@ fn choose_private(
 
 /// Whether a public-IP lookup is needed: not when the config already says everything.
 fn public_ip_needed(cfg: &Config) -> bool {
-    match cfg.text("infra_env") {
+    let s = cfg.settings();
+    match s.infra_env.as_deref() {
         Some("lan") | Some("all") => false,
-        Some(_) => cfg.get("nat_ip_addr").is_none(),
-        None => cfg.get("nat_ip_addr").is_none(),
+        _ => s.nat_ip_addr.is_none(),
     }
 }
 
 pub async fn gather(root: &Path, cfg: &Config) -> Facts {
     let mut warnings = Vec::new();
+    let s = cfg.settings();
     let os = os::read(root);
     let net = net::read(root);
     let (private_ip, nic, private_ip_source) = choose_private(cfg, &net, &mut warnings);
@@ -136,15 +130,16 @@ pub async fn gather(root: &Path, cfg: &Config) -> Facts {
     let (platform, platform_evidence) = platform::identify(root, instance_data.as_ref());
 
     let (mut public_ip, mut public_ip_source) = (None, None);
-    if let Some(ip) = cfg
-        .text("nat_ip_addr")
+    if let Some(ip) = s
+        .nat_ip_addr
+        .as_ref()
         .and_then(|s| s.parse::<Ipv4Addr>().ok())
     {
         public_ip = Some(ip);
         public_ip_source = Some("config (nat_ip_addr)".to_string());
     } else if public_ip_needed(cfg) {
         let (endpoints, policy) = http_settings(cfg);
-        let use_echo = cfg.text("infra_env") != Some("lan");
+        let use_echo = s.infra_env.as_deref() != Some("lan");
         let (found, w) = public_ip::discover(
             root,
             instance_data.as_ref(),
@@ -162,8 +157,8 @@ pub async fn gather(root: &Path, cfg: &Config) -> Facts {
     }
     let public_ip_on_nic = public_ip.is_some_and(|ip| net.nic_with(ip).is_some());
 
-    let (infra_env, infra_env_source) = match cfg.text("infra_env") {
-        Some(e) => (e.to_string(), "config".to_string()),
+    let (infra_env, infra_env_source) = match &s.infra_env {
+        Some(e) => (e.clone(), "config".to_string()),
         None => {
             let e = match (public_ip, public_ip_on_nic) {
                 (Some(_), true) => "cloud",
@@ -208,11 +203,10 @@ impl Facts {
     /// Facts for `plan`/`render` when the config already fixes every address: no host or network reads
     /// beyond what is cheap and local, so the output depends only on config and catalog.
     pub fn from_config_only(cfg: &Config) -> Option<Facts> {
-        let ip = cfg.text("omni_ip_lan")?.parse::<Ipv4Addr>().ok()?;
-        let infra_env = cfg.text("infra_env")?.to_string();
-        let nat = cfg
-            .text("nat_ip_addr")
-            .and_then(|s| s.parse::<Ipv4Addr>().ok());
+        let s = cfg.settings();
+        let ip = s.omni_ip_lan?.parse::<Ipv4Addr>().ok()?;
+        let infra_env = s.infra_env?;
+        let nat = s.nat_ip_addr.and_then(|s| s.parse::<Ipv4Addr>().ok());
         if matches!(infra_env.as_str(), "cloud" | "nat") && nat.is_none() {
             return None;
         }
@@ -222,7 +216,7 @@ impl Facts {
             systemd_version: None,
             nics: Vec::new(),
             default_route_nic: None,
-            nic: cfg.text("omni_nic").map(str::to_string),
+            nic: s.omni_nic,
             private_ip: Some(ip),
             private_ip_source: Some("config".into()),
             platform: platform::Platform::Unknown,

@@ -10,17 +10,35 @@ use std::collections::BTreeMap;
 const ENV_DIR: &str = "/etc/default";
 const UNIT_DIR: &str = "/etc/systemd/system";
 
+/// One rendered file: `template` with `ctx`; `probe` says which secrets the template read.
+fn rendered(
+    units: &Units,
+    probe: &secrets::Probe,
+    template: &str,
+    ctx: &tera::Context,
+    path: String,
+    mode: u32,
+    component: Option<&str>,
+) -> Result<Step> {
+    let held = probe.secrets_read(units, template, ctx)?;
+    let content = units.render(template, ctx)?;
+    file_step(path, mode, content, component, &held)
+}
+
 fn file_step(
     path: String,
     mode: u32,
     content: String,
     component: Option<&str>,
-    secret_values: &[&str],
+    secrets_held: &[&str],
 ) -> Result<Step> {
-    let secret = secret_values.iter().any(|s| content.contains(s));
+    let secret = !secrets_held.is_empty();
     if secret && mode & 0o077 != 0 {
         // A template change must never leak a secret into a world-readable file.
-        bail!("{path} would hold a secret with mode {mode:04o}; secrets only go into 0600 files");
+        bail!(
+            "{path} would hold a secret ({}) with mode {mode:04o}; secrets only go into 0600 files",
+            secrets_held.join(", ")
+        );
     }
     Ok(Step::File {
         sha256: hex::encode(Sha256::digest(content.as_bytes())),
@@ -65,13 +83,9 @@ pub fn build(
     store: &BTreeMap<String, String>,
 ) -> Result<Plan> {
     let kept = secrets::fill(cfg, store);
+    let settings = cfg.settings();
     let ctx = wiring::context(cfg, facts)?;
-    let secret_values: Vec<String> = cfg
-        .secret_values()
-        .into_iter()
-        .map(str::to_string)
-        .collect();
-    let secret_refs: Vec<&str> = secret_values.iter().map(String::as_str).collect();
+    let probe = secrets::Probe::new(cfg);
     let comps = components_for(units, cfg, &ctx)?;
     let present: Vec<&str> = comps
         .iter()
@@ -115,21 +129,24 @@ pub fn build(
                 continue;
             }
         }
-        steps.push(file_step(
+        steps.push(rendered(
+            units,
+            &probe,
+            &f.template,
+            &ctx,
             f.path.clone(),
             parse_mode(&f.mode)?,
-            units.render(&f.template, &ctx)?,
             None,
-            &secret_refs,
         )?);
     }
     if !kept.is_empty() {
+        let held: Vec<&str> = kept.keys().map(String::as_str).collect();
         steps.push(file_step(
             format!("/{}", secrets::STORE_PATH),
             0o600,
             secrets::serialize(&kept),
             None,
-            &secret_refs,
+            &held,
         )?);
     }
 
@@ -161,13 +178,14 @@ pub fn build(
         );
 
         if let (Some(env), Some(path)) = (&c.env, &env_path) {
-            let content = units.render(&format!("{env}.tera"), &cctx)?;
-            steps.push(file_step(
+            steps.push(rendered(
+                units,
+                &probe,
+                &format!("{env}.tera"),
+                &cctx,
                 path.clone(),
                 0o600,
-                content,
                 Some(&c.name),
-                &secret_refs,
             )?);
             files.push(path.clone());
         }
@@ -177,23 +195,26 @@ pub fn build(
                     continue;
                 }
             }
-            steps.push(file_step(
+            steps.push(rendered(
+                units,
+                &probe,
+                &f.template,
+                &cctx,
                 f.path.clone(),
                 parse_mode(&f.mode)?,
-                units.render(&f.template, &cctx)?,
                 Some(&c.name),
-                &secret_refs,
             )?);
             files.push(f.path.clone());
         }
         let unit_path = format!("{UNIT_DIR}/{}", c.unit);
+        let held = probe.secrets_read(units, &c.template, &cctx)?;
         let unit_text = normalize_unit(&units.render(&c.template, &cctx)?);
         steps.push(file_step(
             unit_path.clone(),
             0o644,
             unit_text,
             Some(&c.name),
-            &secret_refs,
+            &held,
         )?);
         files.insert(0, unit_path);
         if c.name == "nginx" || c.name == "kamailio" {
@@ -220,19 +241,19 @@ pub fn build(
         .unwrap_or_default()
         .to_string();
     let certs = wiring::CERTS_LOCATION;
-    let tls = match cfg.text("certs") {
-        Some("custom") => Step::Tls {
+    let tls = match settings.certs.as_str() {
+        "custom" => Step::Tls {
             source: "custom".into(),
             cert: format!("{certs}/cert.pem"),
             key: format!("{certs}/key.pem"),
             sans: Vec::new(),
             from: Some((
-                cfg.text("cert_file_name").unwrap_or_default().into(),
-                cfg.text("key_file_name").unwrap_or_default().into(),
+                settings.cert_file_name.clone().unwrap_or_default(),
+                settings.key_file_name.clone().unwrap_or_default(),
             )),
         },
         _ => {
-            let mut sans: Vec<String> = cfg.text("fqdn").map(str::to_string).into_iter().collect();
+            let mut sans: Vec<String> = settings.fqdn.clone().into_iter().collect();
             sans.push(lan.clone());
             if wan != lan {
                 sans.push(wan.clone());
@@ -253,7 +274,7 @@ pub fn build(
         steps.push(tls);
     }
     steps.push(Step::Timezone {
-        tz: cfg.text("TZ").unwrap_or("UTC").to_string(),
+        tz: settings.TZ.clone(),
     });
     for (reference, components) in images {
         steps.push(Step::Image {

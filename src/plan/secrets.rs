@@ -49,3 +49,55 @@ pub fn serialize(store: &BTreeMap<String, String>) -> String {
     out.push_str(&serde_yaml_ng::to_string(store).unwrap_or_default());
     out
 }
+
+/// Which secrets a rendered file holds, from the values its template read, never from its text.
+///
+/// Every set secret gets a token of its own (letters and digits only, so filters such as
+/// `urlencode_strict` keep it whole); a template rendered a second time with the tokens in place of
+/// the values shows by the tokens it holds which secrets it reads. Searching the real text instead
+/// would call a file secret because a password happens to be a word it contains (`omnileads`).
+pub struct Probe {
+    overrides: tera::Context,
+    tokens: Vec<(String, &'static str)>,
+}
+
+impl Probe {
+    pub fn new(cfg: &Config) -> Probe {
+        let mut overrides = tera::Context::new();
+        let mut tokens = Vec::new();
+        for (i, key) in crate::config::schema::KEYS
+            .iter()
+            .filter(|k| k.kind == crate::config::schema::Kind::Secret)
+            .enumerate()
+        {
+            if cfg.text(key.name).is_some_and(|v| !v.is_empty()) {
+                let token = format!("OMLBOOTSECRET{i}Z");
+                overrides.insert(key.name, &token);
+                tokens.push((token, key.name));
+            }
+        }
+        Probe { overrides, tokens }
+    }
+
+    /// The secret keys `template` reads when rendered with `ctx` (the real context of that file).
+    pub fn secrets_read(
+        &self,
+        units: &crate::catalog::Units,
+        template: &str,
+        ctx: &tera::Context,
+    ) -> Result<Vec<&'static str>> {
+        if self.tokens.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut probe = ctx.clone();
+        probe.extend(self.overrides.clone());
+        // Upper-cased so a filter that changes case cannot hide a token.
+        let text = units.render(template, &probe)?.to_ascii_uppercase();
+        Ok(self
+            .tokens
+            .iter()
+            .filter(|(t, _)| text.contains(t.as_str()))
+            .map(|(_, k)| *k)
+            .collect())
+    }
+}
