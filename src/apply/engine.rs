@@ -13,16 +13,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Components whose failure leaves the call center working: monitoring only.
-pub const OPTIONAL: &[&str] = &[
-    "prometheus",
-    "prometheus_node_exporter",
-    "prometheus_podman_exporter",
-    "prometheus_postgres",
-    "prometheus_redis",
-    "promtail",
-];
-
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Host root: "/" in production, a temp dir in tests (files only; units and images are live).
@@ -468,7 +458,7 @@ pub async fn apply(plan: &Plan, opts: &Options) -> Result<State> {
         }
     }
     if !rec.state.errors.is_empty() {
-        rec.state.conclude(OPTIONAL);
+        rec.state.conclude(&plan.optional_components());
         rec.state.save(root)?;
         return Ok(rec.state);
     }
@@ -600,7 +590,7 @@ pub async fn apply(plan: &Plan, opts: &Options) -> Result<State> {
             }
         }
     }
-    rec.state.conclude(OPTIONAL);
+    rec.state.conclude(&plan.optional_components());
     rec.state.save(root)?;
     Ok(rec.state)
 }

@@ -1,4 +1,5 @@
 //! The components omlboot runs, as data (units/catalog.yaml), and the templates that render them.
+pub mod ports;
 pub mod wiring;
 
 use anyhow::{bail, Context as _, Result};
@@ -30,6 +31,15 @@ pub struct Component {
     pub container: String,
     /// Config key holding the image reference.
     pub image: String,
+    /// The reference when `image` is not a config key (a component added in a copy of units/).
+    #[serde(default)]
+    pub image_default: Option<String>,
+    /// The call center works without it: its failure makes the host degraded, not failed.
+    #[serde(default)]
+    pub optional: bool,
+    /// It serves the TLS pair: a new certificate restarts it; the TLS step exists only for such hosts.
+    #[serde(default)]
+    pub tls: bool,
     pub hosts: Vec<String>,
     #[serde(default)]
     pub when: Option<String>,
@@ -41,6 +51,7 @@ pub struct Component {
     pub after: Vec<String>,
     #[serde(default)]
     pub wants: Vec<String>,
+    /// What it listens on, `PORT/PROTO`, `LOW-HIGH/PROTO` or `<port key>/PROTO` (see [`ports`]).
     #[serde(default)]
     pub ports: Vec<String>,
 }
@@ -163,12 +174,29 @@ impl Units {
                     );
                 }
             }
-            if crate::config::schema::lookup(&c.image).is_none() {
-                bail!(
-                    "units/catalog.yaml: component {}: image key {} is not a config key",
+            match (crate::config::schema::lookup(&c.image), &c.image_default) {
+                (Some(k), _) if k.kind != crate::config::schema::Kind::Image => bail!(
+                    "units/catalog.yaml: component {}: {} is not an image key of the config",
                     c.name,
                     c.image
-                );
+                ),
+                (None, None) => bail!(
+                    "units/catalog.yaml: component {}: image key {} is not a config key; give image_default",
+                    c.name,
+                    c.image
+                ),
+                (None, Some(r)) => crate::config::check_image_reference(r).map_err(|e| {
+                    anyhow::anyhow!(
+                        "units/catalog.yaml: component {}: image_default {r:?}: {e}",
+                        c.name
+                    )
+                })?,
+                (Some(_), _) => {}
+            }
+            for p in &c.ports {
+                ports::PortSpec::parse(p).map_err(|e| {
+                    anyhow::anyhow!("units/catalog.yaml: component {}: ports: {e}", c.name)
+                })?;
             }
             for f in &c.files {
                 if !has(&f.template) {

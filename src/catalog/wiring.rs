@@ -81,6 +81,27 @@ fn to_json(v: &Value) -> serde_json::Value {
     }
 }
 
+/// What catalog `when:` conditions read: every config key by its inventory name (unset optional
+/// keys are "") and the flags that follow from the config alone. Validation evaluates conditions on
+/// it before any fact is known.
+pub fn config_context(cfg: &Config) -> tera::Context {
+    let s = cfg.settings();
+    let mut ctx = tera::Context::new();
+    for key in KEYS {
+        ctx.insert(
+            key.name,
+            &cfg.get(key.name).map(to_json).unwrap_or(json!("")),
+        );
+    }
+    let role = cfg.role();
+    ctx.insert("role", role.as_str());
+    ctx.insert("layout", if role == Role::Aio { "aio" } else { "cluster" });
+    ctx.insert("postgres_out", &s.postgres_host.is_some());
+    ctx.insert("bucket_out", &s.bucket_url.is_some());
+    ctx.insert("rtpengine_out", &s.rtpengine_host.is_some());
+    ctx
+}
+
 /// The template context: every config key by its inventory name (unset optional keys are ""), then the
 /// resolved addresses and flags, which win over config keys of the same name.
 pub fn context(cfg: &Config, facts: &Facts) -> Result<tera::Context> {
@@ -95,14 +116,7 @@ pub fn context(cfg: &Config, facts: &Facts) -> Result<tera::Context> {
         .or_else(|| s.nat_ip_addr.clone())
         .unwrap_or_else(|| lan.clone());
     let role = cfg.role();
-
-    let mut ctx = tera::Context::new();
-    for key in KEYS {
-        ctx.insert(
-            key.name,
-            &cfg.get(key.name).map(to_json).unwrap_or(json!("")),
-        );
-    }
+    let mut ctx = config_context(cfg);
     let a = addresses(&s, &lan);
     let s3_endpoint_public = if let Some(fqdn) = &s.fqdn {
         format!("https://{fqdn}")

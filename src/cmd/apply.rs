@@ -56,8 +56,7 @@ pub fn run(inputs: &Inputs) -> Result<Applied> {
 }
 
 fn converge(inputs: &Inputs, only_once: bool) -> Result<Applied> {
-    let mut cfg = inputs.config()?;
-    let units = inputs.units()?;
+    let (mut cfg, units) = inputs.load()?;
     let rt = runtime()?;
     let root = &inputs.root;
     let instance = apply::state::instance_id(root).ok_or_else(|| {

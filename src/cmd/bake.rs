@@ -31,6 +31,7 @@ pub fn bake(inputs: &Inputs, clean: bool) -> Result<Baked> {
     }
     baking::fill_placeholders(&mut cfg);
     let units = inputs.units()?;
+    crate::catalog::ports::check(&cfg, &units)?;
     let mut facts: Facts =
         Facts::from_config_only(&cfg).context("bake placeholders left an address open")?;
     facts.os = facts::os::read(&inputs.root);

@@ -70,8 +70,17 @@ impl Inputs {
         })
     }
 
+    /// The validated config and the units it is checked against (ports of the host's components).
+    fn load(&self) -> Result<(Config, Units)> {
+        let cfg = Config::load(&self.sources()?)?;
+        let units = self.units()?;
+        crate::catalog::ports::check(&cfg, &units)?;
+        Ok((cfg, units))
+    }
+
+    /// The validated config, for commands that plan nothing (detect).
     fn config(&self) -> Result<Config> {
-        Ok(Config::load(&self.sources()?)?)
+        Ok(self.load()?.0)
     }
 
     fn units(&self) -> Result<Units> {

@@ -6,8 +6,7 @@ use crate::plan::Plan;
 pub struct Planned(pub Plan);
 
 pub fn plan(inputs: &Inputs) -> Result<Planned> {
-    let mut cfg = inputs.config()?;
-    let units = inputs.units()?;
+    let (mut cfg, units) = inputs.load()?;
     let facts = plan_facts(inputs, &cfg)?;
     let plan = build_plan(&mut cfg, &facts, &units, &[&inputs.root])?;
     Ok(Planned(plan))

@@ -10,8 +10,7 @@ pub struct Rendered {
 }
 
 pub fn render(inputs: &Inputs, out: &Path) -> Result<Rendered> {
-    let mut cfg = inputs.config()?;
-    let units = inputs.units()?;
+    let (mut cfg, units) = inputs.load()?;
     let facts = plan_facts(inputs, &cfg)?;
     let plan = build_plan(&mut cfg, &facts, &units, &[out, &inputs.root])?;
     let (written, unchanged) = crate::plan::render::render(&plan, out)?;

@@ -674,37 +674,7 @@ fn cross_checks(
                 .into(),
         );
     }
-
-    // Two services cannot share a port on the host network.
-    let port_keys = [
-        "websocket_port",
-        "uwsgi_port",
-        "daphne_port",
-        "redis_port",
-        "fastagi_port",
-        "kamailio_wss_port",
-        "postgres_port",
-    ];
-    let mut by_port: BTreeMap<u64, &str> = BTreeMap::new();
-    for key in port_keys {
-        let Some(p) = cfg.int(key) else { continue };
-        if key == "postgres_port" && cfg.get("postgres_host").is_some() {
-            continue;
-        }
-        if let Some(other) = by_port.insert(p, key) {
-            // Blame the key the operator set, not the default it collides with.
-            let (culprit, victim) = if cfg.is_given(key) || !cfg.is_given(other) {
-                (key, other)
-            } else {
-                (other, key)
-            };
-            errs.push(
-                &origin_of(cfg, culprit),
-                culprit,
-                format!("port {p} is already used by {victim}"),
-            );
-        }
-    }
+    // Two components sharing a port: catalog::ports::check, which knows the components' ports.
 }
 
 #[cfg(test)]

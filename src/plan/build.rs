@@ -153,7 +153,12 @@ pub fn build(
     let mut planned = Vec::new();
     let mut images: Vec<(String, Vec<String>)> = Vec::new();
     for c in &comps {
-        let image = cfg.text(&c.image).unwrap_or_default().to_string();
+        // The catalog names the key; a key the config does not know takes the catalog's default.
+        let image = cfg
+            .text(&c.image)
+            .or(c.image_default.as_deref())
+            .unwrap_or_default()
+            .to_string();
         let mut files = Vec::new();
         let mut cctx = ctx.clone();
         let env_path = c.env.as_ref().map(|e| format!("{ENV_DIR}/{e}"));
@@ -217,8 +222,8 @@ pub fn build(
             &held,
         )?);
         files.insert(0, unit_path);
-        if c.name == "nginx" || c.name == "kamailio" {
-            // They serve the TLS pair: a new certificate means a restart.
+        if c.tls {
+            // It serves the TLS pair: a new certificate means a restart.
             files.push(format!("{}/cert.pem", wiring::CERTS_LOCATION));
         }
 
@@ -231,6 +236,7 @@ pub fn build(
             unit: c.unit.clone(),
             image,
             files,
+            optional: c.optional,
         });
     }
 
@@ -267,10 +273,7 @@ pub fn build(
             }
         }
     };
-    if comps
-        .iter()
-        .any(|c| matches!(c.name.as_str(), "nginx" | "kamailio"))
-    {
+    if comps.iter().any(|c| c.tls) {
         steps.push(tls);
     }
     steps.push(Step::Timezone {

@@ -27,6 +27,8 @@ pub struct PlannedComponent {
     pub image: String,
     /// Files whose change means the unit must restart (unit file, env file, mounted config).
     pub files: Vec<String>,
+    /// Its failure makes the host degraded, not failed (catalog `optional:`).
+    pub optional: bool,
 }
 
 /// One step. Files carry their content for `render`/`apply`, but it is never serialized.
@@ -95,6 +97,15 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// Names of the components whose failure only degrades the host.
+    pub fn optional_components(&self) -> Vec<&str> {
+        self.components
+            .iter()
+            .filter(|c| c.optional)
+            .map(|c| c.name.as_str())
+            .collect()
+    }
+
     /// Human-readable table, one line per step.
     pub fn table(&self) -> String {
         let h = &self.host;
