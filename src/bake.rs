@@ -131,7 +131,7 @@ pub fn enable_offline(root: &Path) -> Result<Action> {
 /// a chroot), then, with `clean`, clean the image for cloning.
 pub async fn finish(root: &Path, exe: &Path, plan: &Plan, clean: bool) -> Result<Vec<Action>> {
     let mut actions = vec![install_binary(root, exe)?, install_firstboot_unit(root)?];
-    let live = root == Path::new("/");
+    let live = crate::target::Target::from_root(root).is_live();
     let over_dbus = if live {
         enable_over_dbus()
             .await

@@ -9,8 +9,10 @@ pub mod catalog;
 pub mod cmd;
 pub mod config;
 pub mod error;
+pub mod exec;
 pub mod facts;
 pub mod fsutil;
 pub mod plan;
+pub mod target;
 
 pub use error::{Code, Error, Result};

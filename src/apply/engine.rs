@@ -1,30 +1,180 @@
-//! Carry out a plan on the host, in order, recording every step in state.json.
+//! Carry out a plan, in its order, recording every step in state.json.
 //!
-//! Idempotency is the point: files are compared before they are written, and a running unit is
-//! restarted only when its unit file, env file, mounted config or image changed. A re-run that changes
-//! nothing touches no unit, so no call drops.
+//! The plan's steps are exactly what runs. They are walked as *stages*: a single step (packages, a
+//! directory, a file, TLS, the time zone, daemon-reload, enable), or a run of consecutive image steps
+//! (fetched together, in parallel), or a run of consecutive start steps (one stage of units, queued
+//! together in order). A step kind added between two runs of start steps (a bootstrap task, a health
+//! probe) therefore splits the units into stages without touching this walk.
+//!
+//! Each stage first observes (files on disk, image ids, unit states), then decides with a pure
+//! function ([`decide_unit`], [`needs_reload`]), then acts through the seams ([`Host`]): the
+//! decisions are tested on in-memory fakes, the seams against real apt, podman and systemd.
+//!
+//! Idempotency is the point: files are compared before they are written, a running unit is
+//! restarted only when its unit file, env file, mounted config, certificate or image changed, and a
+//! re-run that changes nothing reloads nothing, reads no bundle, lists images at most once (not at
+//! all when the image references and ids are those of the last successful run) and starts nothing.
+use super::images::{ImageOptions, ImageOutcome};
+use super::packages::{Family, PackageOptions};
+use super::seams::{ImageStore, PackageManager, Podman, ServiceManager, SystemPackages};
 use super::state::{ComponentRecord, State, StepRecord};
-use super::{images, packages, systemd, tls};
+use super::systemd::{self, Outcome, UnitState};
+use super::tls;
 use crate::facts::os::PkgFamily;
 use crate::fsutil::{ensure_dir, write_atomic, Written};
-use crate::plan::{Plan, Step};
+use crate::plan::{Plan, PlannedComponent, Step};
+use crate::target::Target;
 use anyhow::{Context as _, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// Where systemd reads unit files: a changed file here means a daemon-reload.
+const UNIT_DIR: &str = "/etc/systemd/system/";
 
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Host root: "/" in production, a temp dir in tests (files only; units and images are live).
-    pub root: PathBuf,
+    /// The live host, or a tree (tests): files go under its root; units and images are the seams'.
+    pub target: Target,
     pub family: PkgFamily,
     pub skip_packages: bool,
     pub image_bundle: Option<PathBuf>,
-    pub images: images::ImageOptions,
-    pub packages: packages::PackageOptions,
+    pub images: ImageOptions,
+    pub packages: PackageOptions,
     /// Longest wait for one unit to become active.
     pub start_deadline: Duration,
     pub instance_id: String,
+}
+
+/// What apply drives: packages, images, units. [`Host::live`] is the real host; tests build one
+/// from the fakes in [`super::fake`].
+pub struct Host<P, I, S> {
+    pub packages: P,
+    pub images: I,
+    pub services: Arc<S>,
+}
+
+impl Host<SystemPackages, Podman, systemd::Systemd> {
+    /// apt/dnf, podman and systemd on the system bus.
+    pub async fn live(opts: &Options) -> Result<Self> {
+        let services = systemd::Systemd::system()
+            .await
+            .context("connecting to systemd on the system bus")?;
+        Ok(Host {
+            packages: system_packages(opts),
+            images: Podman(opts.images.clone()),
+            services: Arc::new(services),
+        })
+    }
+}
+
+fn system_packages(opts: &Options) -> SystemPackages {
+    SystemPackages {
+        family: match opts.family {
+            PkgFamily::Apt => Some(Family::Apt),
+            PkgFamily::Dnf => Some(Family::Dnf),
+            PkgFamily::Unknown => None,
+        },
+        options: opts.packages.clone(),
+    }
+}
+
+/// Apply the plan on the live host.
+pub async fn apply(plan: &Plan, opts: &Options) -> Result<State> {
+    let host = Host::live(opts).await?;
+    apply_on(plan, opts, &host).await
+}
+
+/// What `omlboot bake` needs of a plan: its packages and its images, nothing host-specific.
+pub async fn prepare(plan: &Plan, opts: &Options) -> Result<State> {
+    prepare_on(
+        plan,
+        opts,
+        &system_packages(opts),
+        &Podman(opts.images.clone()),
+    )
+    .await
+}
+
+/// A group of plan steps executed together.
+#[derive(Debug)]
+pub enum Stage<'a> {
+    One(&'a Step),
+    /// Consecutive image steps: their references, fetched together.
+    Images(Vec<&'a str>),
+    /// Consecutive start steps: (unit, component), queued together in this order.
+    Units(Vec<(&'a str, &'a str)>),
+}
+
+/// The plan's steps as stages, in order; every step is in exactly one stage.
+pub fn stages(steps: &[Step]) -> Vec<Stage<'_>> {
+    let mut out: Vec<Stage> = Vec::new();
+    for step in steps {
+        match (step, out.last_mut()) {
+            (Step::Image { reference, .. }, Some(Stage::Images(refs))) => refs.push(reference),
+            (Step::Image { reference, .. }, _) => out.push(Stage::Images(vec![reference])),
+            (Step::Start { unit, component }, Some(Stage::Units(units))) => {
+                units.push((unit, component))
+            }
+            (Step::Start { unit, component }, _) => out.push(Stage::Units(vec![(unit, component)])),
+            (other, _) => out.push(Stage::One(other)),
+        }
+    }
+    out
+}
+
+/// What to do with one component's unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnitAction {
+    /// Running, and nothing it uses changed.
+    Keep,
+    /// Not running: start it (after reset-failed when it is failed).
+    Start { reset_failed: bool },
+    /// Running, and its unit file, env file, config, certificate or image changed.
+    Restart,
+    /// Its image is missing: it cannot start.
+    ImageMissing(String),
+}
+
+/// Decide, from what was observed, what one unit needs. Pure: the engine's tests call it directly.
+pub fn decide_unit(
+    c: &PlannedComponent,
+    observed: &UnitState,
+    changed_files: &BTreeSet<String>,
+    images: &ImagesResult,
+) -> UnitAction {
+    if let Some(reason) = images.failures.get(&c.image) {
+        return UnitAction::ImageMissing(reason.clone());
+    }
+    let image_changed = images.before.get(&c.image) != images.after.get(&c.image);
+    let files_changed = c.files.iter().any(|f| changed_files.contains(f));
+    let running = matches!(
+        observed.active_state.as_str(),
+        "active" | "reloading" | "activating"
+    );
+    match (running, image_changed || files_changed) {
+        (true, true) => UnitAction::Restart,
+        (true, false) => UnitAction::Keep,
+        (false, _) => UnitAction::Start {
+            reset_failed: observed.active_state == "failed",
+        },
+    }
+}
+
+/// systemd must re-read unit files only when one changed, or when it does not know a unit yet.
+pub fn needs_reload(changed_files: &BTreeSet<String>, observed: &[UnitState]) -> bool {
+    changed_files.iter().any(|f| f.starts_with(UNIT_DIR))
+        || observed.iter().any(|s| s.load_state != "loaded")
+}
+
+/// Image ids per reference before and after the images stage, and the references that could not be
+/// made present (with why).
+#[derive(Debug, Clone, Default)]
+pub struct ImagesResult {
+    pub before: BTreeMap<String, Option<String>>,
+    pub after: BTreeMap<String, Option<String>>,
+    pub failures: BTreeMap<String, String>,
 }
 
 /// Print one progress line on stderr: what was done, how it ended, how long it took.
@@ -98,92 +248,25 @@ fn chown_root(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn under(root: &Path, path: &str) -> PathBuf {
-    root.join(path.trim_start_matches('/'))
-}
-
-async fn run_cmd(program: &str, args: &[&str]) -> Result<()> {
-    let out = tokio::process::Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-        .with_context(|| format!("running {program}"))?;
-    if !out.status.success() {
-        anyhow::bail!(
-            "{program} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
-/// Image id of every reference, from one `podman images` listing (a per-reference inspect only for
-/// references the listing cannot name, such as digests): dozens of podman runs are slow on a small VM.
-async fn image_ids(
-    opts: &images::ImageOptions,
-    refs: &[String],
-) -> BTreeMap<String, Option<String>> {
-    let mut listed: BTreeMap<String, String> = BTreeMap::new();
-    if let Ok(out) = tokio::process::Command::new(&opts.podman)
-        .args(&opts.extra_args)
-        .args([
-            "images",
-            "--no-trunc",
-            "--format",
-            "{{.Repository}}:{{.Tag}} {{.ID}}",
-        ])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .await
-    {
-        for line in String::from_utf8_lossy(&out.stdout).lines() {
-            if let Some((name, id)) = line.split_once(' ') {
-                listed.insert(
-                    name.to_string(),
-                    id.trim().trim_start_matches("sha256:").to_string(),
-                );
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    for r in refs {
-        let id = match listed.get(r) {
-            Some(id) => Some(id.clone()),
-            None => opts.image_id(r).await,
-        };
-        out.insert(r.clone(), id);
-    }
-    out
-}
-
 /// The packages step. Returns false when it failed (recorded in the state): nothing after it can work.
 async fn packages_step(
     rec: &mut Recorder<'_>,
     by_family: &BTreeMap<String, Vec<String>>,
     opts: &Options,
-    start: Instant,
+    packages: &impl PackageManager,
 ) -> Result<bool> {
-    let name = "packages";
+    let (name, start) = ("packages", Instant::now());
     if opts.skip_packages {
         rec.step(name, "skipped", start, Some("skip_packages is set".into()))?;
         return Ok(true);
     }
-    let (key, family) = match opts.family {
-        PkgFamily::Apt => ("apt", packages::Family::Apt),
-        PkgFamily::Dnf => ("dnf", packages::Family::Dnf),
-        PkgFamily::Unknown => {
-            rec.state.errors.push(
-                "unknown OS family: cannot install packages (set skip_packages for a prepared image)"
-                    .into(),
-            );
-            rec.step(name, "failed", start, Some("unknown OS family".into()))?;
-            return Ok(false);
-        }
+    let key = match opts.family {
+        PkgFamily::Apt => "apt",
+        PkgFamily::Dnf => "dnf",
+        PkgFamily::Unknown => "",
     };
     let names = by_family.get(key).cloned().unwrap_or_default();
-    match packages::ensure(family, &names, &opts.packages).await {
+    match packages.ensure(&names).await {
         Ok(o) if o.installed.is_empty() => rec.step(
             name,
             "unchanged",
@@ -198,84 +281,108 @@ async fn packages_step(
         )?,
         Err(e) => {
             rec.state.errors.push(format!("packages: {e:#}"));
-            rec.step(name, "failed", start, Some(format!("{e:#}")))?;
+            let short = if opts.family == PkgFamily::Unknown {
+                "unknown OS family".to_string()
+            } else {
+                format!("{e:#}")
+            };
+            rec.step(name, "failed", start, Some(short))?;
             return Ok(false);
         }
     }
     Ok(true)
 }
 
-/// Image ids per reference before and after the images step, and the references that could not be
-/// made present (with why).
-struct ImagesResult {
-    before: BTreeMap<String, Option<String>>,
-    after: BTreeMap<String, Option<String>>,
-    failures: BTreeMap<String, String>,
-}
-
-/// Make every image of the plan present (bundle first, then pulls), remembering what each reference
-/// pointed at before so a changed image restarts its component. Presence comes from one `podman
-/// images` listing: a converged host runs two podman commands here, not several per image.
-async fn images_step(rec: &mut Recorder<'_>, plan: &Plan, opts: &Options) -> Result<ImagesResult> {
-    let refs: Vec<String> = plan
-        .steps
-        .iter()
-        .filter_map(|s| {
-            if let Step::Image { reference, .. } = s {
-                Some(reference.clone())
-            } else {
-                None
-            }
+/// Make every image of the stage present: nothing at all when the last successful run recorded
+/// these references and every unit runs; else one listing, the bundle only when an image is missing
+/// or differs from the record, pulls for what is still missing, and a second listing only if
+/// anything was fetched.
+async fn images_stage(
+    rec: &mut Recorder<'_>,
+    refs: &[&str],
+    opts: &Options,
+    store: &impl ImageStore,
+    previous: Option<&State>,
+    all_running: bool,
+) -> Result<ImagesResult> {
+    let start = Instant::now();
+    let refs: Vec<String> = refs.iter().map(|r| r.to_string()).collect();
+    let recorded: BTreeMap<String, Option<String>> = previous
+        .filter(|p| p.status == super::state::Status::Done)
+        .map(|p| {
+            p.images
+                .iter()
+                .map(|(r, id)| (r.clone(), Some(id.clone())))
+                .collect()
         })
-        .collect();
-    let before = image_ids(&opts.images, &refs).await;
-    let missing: Vec<String> = refs
+        .unwrap_or_default();
+    let same_refs = !recorded.is_empty()
+        && recorded.len() == refs.len()
+        && refs.iter().all(|r| recorded.contains_key(r));
+    if same_refs && all_running {
+        rec.step(
+            "images",
+            "unchanged",
+            start,
+            Some(format!(
+                "{} images as recorded by the last run; every unit runs",
+                refs.len()
+            )),
+        )?;
+        return Ok(ImagesResult {
+            before: recorded.clone(),
+            after: recorded,
+            failures: BTreeMap::new(),
+        });
+    }
+    let before = store.ids(&refs).await;
+    let mut missing: Vec<String> = refs
         .iter()
         .filter(|r| before.get(*r).cloned().flatten().is_none())
         .cloned()
         .collect();
-    let start = Instant::now();
     let mut outcomes = Vec::new();
     if let Some(bundle) = &opts.image_bundle {
-        outcomes.extend(images::load_bundle(bundle, &opts.images).await?);
+        // The bundle is read only when something is missing or not what the last run recorded.
+        if !missing.is_empty() || before != recorded {
+            let loaded = store.load_bundle(bundle).await?;
+            missing.retain(|r| !loaded.iter().any(|(l, o)| l == r && o.is_ok()));
+            outcomes.extend(loaded);
+        }
     }
-    outcomes.extend(images::ensure(&missing, &opts.images).await);
+    if !missing.is_empty() {
+        outcomes.extend(store.pull(&missing).await);
+    }
     let mut failures = BTreeMap::new();
     let mut fetched = 0;
     for (r, o) in &outcomes {
         match o {
-            images::ImageOutcome::Failed { kind, message, .. } => {
+            ImageOutcome::Failed { kind, message, .. } => {
                 failures.insert(r.clone(), format!("image {r}: {kind:?}: {message}"));
             }
-            images::ImageOutcome::Present { .. } => {}
-            images::ImageOutcome::Pulled { .. } | images::ImageOutcome::Loaded { .. } => {
-                fetched += 1
-            }
+            ImageOutcome::Present { .. } => {}
+            ImageOutcome::Pulled { .. } | ImageOutcome::Loaded { .. } => fetched += 1,
         }
     }
-    let after = if outcomes.is_empty() {
+    let after = if fetched == 0 {
         before.clone()
     } else {
-        image_ids(&opts.images, &refs).await
+        store.ids(&refs).await
     };
     // A reference that failed to pull but was loaded from the bundle (or vice versa) is fine.
     failures.retain(|r, _| after.get(r).cloned().flatten().is_none());
+    let present = refs.len() - before.values().filter(|v| v.is_none()).count();
     let summary = format!(
-        "{} images: {} already present, {fetched} pulled or loaded, {} failed",
+        "{} images: {present} already present, {fetched} pulled or loaded, {} failed",
         refs.len(),
-        refs.len() - missing.len(),
         failures.len()
     );
-    rec.step(
-        "images",
-        if failures.is_empty() {
-            "done"
-        } else {
-            "failed"
-        },
-        start,
-        Some(summary),
-    )?;
+    let outcome = if failures.is_empty() {
+        "done"
+    } else {
+        "failed"
+    };
+    rec.step("images", outcome, start, Some(summary))?;
     Ok(ImagesResult {
         before,
         after,
@@ -283,10 +390,15 @@ async fn images_step(rec: &mut Recorder<'_>, plan: &Plan, opts: &Options) -> Res
     })
 }
 
-/// What `omlboot bake` needs of a plan: its packages and its images, nothing host-specific.
-/// The state is recorded like apply's (bake removes it when it cleans the image).
-pub async fn prepare(plan: &Plan, opts: &Options) -> Result<State> {
-    let root = opts.root.as_path();
+/// Packages and images only (bake). The state is recorded like apply's (bake removes it when it
+/// cleans the image).
+pub async fn prepare_on(
+    plan: &Plan,
+    opts: &Options,
+    packages: &impl PackageManager,
+    images: &impl ImageStore,
+) -> Result<State> {
+    let root = opts.target.root();
     if let Some(b) = &opts.image_bundle {
         anyhow::ensure!(b.is_file(), "image bundle {} does not exist", b.display());
     }
@@ -295,26 +407,38 @@ pub async fn prepare(plan: &Plan, opts: &Options) -> Result<State> {
         root,
     };
     rec.state.save(root)?;
-    let mut ok = true;
-    for step in &plan.steps {
-        if let Step::Packages { by_family } = step {
-            ok = packages_step(&mut rec, by_family, opts, Instant::now()).await?;
+    for stage in stages(&plan.steps) {
+        match stage {
+            Stage::One(Step::Packages { by_family }) => {
+                let ok = packages_step(&mut rec, by_family, opts, packages).await?;
+                if !ok {
+                    break;
+                }
+            }
+            Stage::Images(refs) => {
+                let result = images_stage(&mut rec, &refs, opts, images, None, false).await?;
+                // No component starts during a bake, so a missing image is an error of the bake.
+                rec.state.errors.extend(result.failures.into_values());
+            }
+            _ => {}
         }
-    }
-    if ok {
-        let images = images_step(&mut rec, plan, opts).await?;
-        // No component starts during a bake, so a missing image is an error of the bake itself.
-        rec.state.errors.extend(images.failures.into_values());
     }
     rec.state.conclude(&[]);
     rec.state.save(root)?;
     Ok(rec.state)
 }
 
-/// Apply the plan. Returns the final state (also saved). Errors are only for failures that stop
-/// everything (state cannot be written, D-Bus unreachable); component failures are in the state.
-pub async fn apply(plan: &Plan, opts: &Options) -> Result<State> {
-    let root = opts.root.as_path();
+/// Apply the plan through `host`. Returns the final state (also saved). Errors are only for
+/// failures that stop everything (state cannot be written, D-Bus refuses); component failures are
+/// in the state.
+pub async fn apply_on<P, I, S>(plan: &Plan, opts: &Options, host: &Host<P, I, S>) -> Result<State>
+where
+    P: PackageManager,
+    I: ImageStore,
+    S: ServiceManager,
+{
+    let target = &opts.target;
+    let root = target.root();
     // Preflight, before the first change: the operator's TLS pair must be usable.
     let mut custom_pair = None;
     for s in &plan.steps {
@@ -329,6 +453,7 @@ pub async fn apply(plan: &Plan, opts: &Options) -> Result<State> {
     if let Some(b) = &opts.image_bundle {
         anyhow::ensure!(b.is_file(), "image bundle {} does not exist", b.display());
     }
+    let previous = State::load(root).ok().flatten();
 
     let mut rec = Recorder {
         state: State::new(&opts.instance_id, &plan.host.role),
@@ -347,34 +472,46 @@ pub async fn apply(plan: &Plan, opts: &Options) -> Result<State> {
     rec.state.save(root)?;
 
     let mut changed_files: BTreeSet<String> = BTreeSet::new();
+    let mut images = ImagesResult::default();
+    // Unit states, read once (concurrently) before the first step that needs them.
+    let mut observed: Option<BTreeMap<String, UnitState>> = None;
+    let all_units: Vec<String> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Enable { units } => Some(units.clone()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
 
-    for step in &plan.steps {
+    for stage in stages(&plan.steps) {
         let start = Instant::now();
-        match step {
-            Step::Packages { by_family } => {
-                if !packages_step(&mut rec, by_family, opts, start).await? {
-                    // Nothing below can work without podman.
+        if !rec.state.errors.is_empty() && !matches!(stage, Stage::One(Step::Packages { .. })) {
+            // Packages failed: nothing below can work without podman.
+            break;
+        }
+        match stage {
+            Stage::One(Step::Packages { by_family }) => {
+                let ok = packages_step(&mut rec, by_family, opts, &host.packages).await?;
+                if !ok {
                     break;
                 }
             }
-            Step::Directory { path, mode, .. } => {
-                let p = under(root, path);
+            Stage::One(Step::Directory { path, mode, .. }) => {
+                let p = target.path(path);
                 let changed = ensure_dir(&p, *mode)?;
                 chown_root(&p)?;
-                rec.step(
-                    &format!("directory {path}"),
-                    if changed { "changed" } else { "unchanged" },
-                    start,
-                    None,
-                )?;
+                let outcome = if changed { "changed" } else { "unchanged" };
+                rec.step(&format!("directory {path}"), outcome, start, None)?;
             }
-            Step::File {
+            Stage::One(Step::File {
                 path,
                 mode,
                 content,
                 ..
-            } => {
-                let p = under(root, path);
+            }) => {
+                let p = target.path(path);
                 if let Some(parent) = p.parent() {
                     if !parent.is_dir() {
                         std::fs::create_dir_all(parent)?;
@@ -382,27 +519,22 @@ pub async fn apply(plan: &Plan, opts: &Options) -> Result<State> {
                 }
                 let w = write_atomic(&p, content, *mode)?;
                 chown_root(&p)?;
-                let outcome = match w {
-                    Written::Unchanged => "unchanged",
-                    Written::ModeFixed | Written::Changed => {
-                        changed_files.insert(path.clone());
-                        "changed"
-                    }
-                };
-                if outcome == "changed"
-                    && path.starts_with("/etc/sysctl.d/")
-                    && root == Path::new("/")
-                {
-                    if let Err(e) = run_cmd("sysctl", &["-q", "-p", path]).await {
-                        tracing::warn!("{e:#}");
+                let changed = w != Written::Unchanged;
+                if changed {
+                    changed_files.insert(path.clone());
+                    if path.starts_with("/etc/sysctl.d/") && target.is_live() {
+                        if let Err(e) = crate::exec::run("sysctl", &["-q", "-p", path]).await {
+                            tracing::warn!("{e:#}");
+                        }
                     }
                 }
+                let outcome = if changed { "changed" } else { "unchanged" };
                 rec.step(&format!("file {path}"), outcome, start, None)?;
             }
-            Step::Tls {
+            Stage::One(Step::Tls {
                 cert, key, sans, ..
-            } => {
-                let (cp, kp) = (under(root, cert), under(root, key));
+            }) => {
+                let (cp, kp) = (target.path(cert), target.path(key));
                 let pair = match &custom_pair {
                     Some(p) => Some(tls::Pair {
                         cert_pem: p.cert_pem.clone(),
@@ -432,138 +564,208 @@ pub async fn apply(plan: &Plan, opts: &Options) -> Result<State> {
                 }
                 rec.step(&format!("tls {cert}"), outcome, start, None)?;
             }
-            Step::Timezone { tz } => {
-                let current = std::fs::read_link(root.join("etc/localtime"))
+            Stage::One(Step::Timezone { tz }) => {
+                let name = format!("timezone {tz}");
+                let current = std::fs::read_link(target.path("/etc/localtime"))
                     .ok()
                     .map(|p| p.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                if current.ends_with(&format!("zoneinfo/{tz}")) || root != Path::new("/") {
-                    rec.step(&format!("timezone {tz}"), "unchanged", start, None)?;
+                if current.ends_with(&format!("zoneinfo/{tz}")) || !target.is_live() {
+                    rec.step(&name, "unchanged", start, None)?;
                 } else {
-                    match run_cmd("timedatectl", &["set-timezone", tz]).await {
-                        Ok(()) => rec.step(&format!("timezone {tz}"), "changed", start, None)?,
-                        Err(e) => rec.step(
-                            &format!("timezone {tz}"),
-                            "failed",
-                            start,
-                            Some(format!("{e:#}")),
-                        )?,
+                    match crate::exec::run("timedatectl", &["set-timezone", tz]).await {
+                        Ok(()) => rec.step(&name, "changed", start, None)?,
+                        Err(e) => rec.step(&name, "failed", start, Some(format!("{e:#}")))?,
                     }
                 }
             }
-            Step::Image { .. } => {
-                // All images are fetched together below, in parallel.
+            Stage::Images(refs) => {
+                let states = observe(&mut observed, &*host.services, &all_units).await?;
+                let all_running = plan.components.iter().all(|c| {
+                    states
+                        .get(&c.unit)
+                        .is_some_and(|s| s.active_state == "active")
+                });
+                images = images_stage(
+                    &mut rec,
+                    &refs,
+                    opts,
+                    &host.images,
+                    previous.as_ref(),
+                    all_running,
+                )
+                .await?;
             }
-            Step::DaemonReload | Step::Enable { .. } | Step::Start { .. } => {}
+            Stage::One(Step::DaemonReload) => {
+                let states = observe(&mut observed, &*host.services, &all_units).await?;
+                let list: Vec<UnitState> = states.values().cloned().collect();
+                if needs_reload(&changed_files, &list) {
+                    host.services.daemon_reload().await?;
+                    rec.step("systemd daemon-reload", "done", start, None)?;
+                } else {
+                    let why = "no unit file changed".to_string();
+                    rec.step("systemd daemon-reload", "unchanged", start, Some(why))?;
+                }
+            }
+            Stage::One(Step::Enable { units }) => {
+                let states = observe(&mut observed, &*host.services, &all_units).await?;
+                let name = format!("enable {} units", units.len());
+                let all_enabled = units.iter().all(|u| {
+                    states
+                        .get(u)
+                        .is_some_and(|s| s.unit_file_state == "enabled")
+                });
+                let unit_file_changed = changed_files.iter().any(|f| f.starts_with(UNIT_DIR));
+                if all_enabled && !unit_file_changed {
+                    rec.step(&name, "unchanged", start, None)?;
+                } else {
+                    let changes = host.services.enable(units).await?;
+                    let outcome = if changes.is_empty() {
+                        "unchanged"
+                    } else {
+                        "changed"
+                    };
+                    rec.step(&name, outcome, start, None)?;
+                }
+                // Units enabled for a component but not components (podman.socket) start here.
+                for hu in units
+                    .iter()
+                    .filter(|u| !plan.components.iter().any(|c| &c.unit == *u))
+                {
+                    if states.get(hu).is_some_and(|s| s.active_state == "active") {
+                        continue;
+                    }
+                    let (tx, _rx) = tokio::sync::oneshot::channel();
+                    let _ = host
+                        .services
+                        .start(hu, false, opts.start_deadline, tx)
+                        .await;
+                }
+            }
+            Stage::Units(units) => {
+                let states = observe(&mut observed, &*host.services, &all_units)
+                    .await?
+                    .clone();
+                units_stage(
+                    &mut rec,
+                    plan,
+                    &units,
+                    &states,
+                    &changed_files,
+                    &images,
+                    host,
+                    opts,
+                )
+                .await?;
+            }
+            Stage::One(Step::Image { .. } | Step::Start { .. }) => {
+                unreachable!("image and start steps are grouped into stages")
+            }
         }
     }
-    if !rec.state.errors.is_empty() {
-        rec.state.conclude(&plan.optional_components());
-        rec.state.save(root)?;
-        return Ok(rec.state);
-    }
-
-    let images = images_step(&mut rec, plan, opts).await?;
-
-    // systemd: reload, enable, then start/restart in order.
-    let sd = systemd::Systemd::system()
-        .await
-        .context("connecting to systemd on the system bus")?;
-    let start = Instant::now();
-    sd.daemon_reload().await?;
-    rec.step("systemd daemon-reload", "done", start, None)?;
-    let start = Instant::now();
-    let enable: Vec<String> = plan
-        .steps
+    rec.state.images = images
+        .after
         .iter()
-        .filter_map(|s| {
-            if let Step::Enable { units } = s {
-                Some(units.clone())
-            } else {
-                None
-            }
-        })
-        .flatten()
+        .filter_map(|(r, id)| id.clone().map(|id| (r.clone(), id)))
         .collect();
-    let changes = sd.enable(&enable).await?;
-    rec.step(
-        &format!("enable {} units", enable.len()),
-        if changes.is_empty() {
-            "unchanged"
-        } else {
-            "changed"
-        },
-        start,
-        None,
-    )?;
-    for hu in enable
-        .iter()
-        .filter(|u| !plan.components.iter().any(|c| &c.unit == *u))
-    {
-        // Host units (podman.socket) are started like components but are not components.
-        let _ = sd.start(hu, opts.start_deadline).await;
-    }
+    rec.state.conclude(&plan.optional_components());
+    rec.state.save(root)?;
+    Ok(rec.state)
+}
 
-    // Decide per component, in plan (dependency) order: nothing, start, or restart.
-    let sd = std::sync::Arc::new(sd);
-    let mut jobs: Vec<(usize, &'static str, bool)> = Vec::new();
-    for (i, c) in plan.components.iter().enumerate() {
+/// Read every unit's state once; later stages reuse it (decisions are about the host as it was).
+async fn observe<'a, S: ServiceManager>(
+    cache: &'a mut Option<BTreeMap<String, UnitState>>,
+    services: &S,
+    units: &[String],
+) -> Result<&'a BTreeMap<String, UnitState>> {
+    if cache.is_none() {
+        let states = services.states(units).await?;
+        *cache = Some(states.into_iter().map(|s| (s.unit.clone(), s)).collect());
+    }
+    Ok(cache.as_ref().expect("just filled"))
+}
+
+/// One stage of units: decide each, then run the starts and restarts together, queued one after
+/// another in plan order so systemd's After= ordering holds between them; independent units then
+/// start in parallel, as at boot.
+#[allow(clippy::too_many_arguments)]
+async fn units_stage<P, I, S: ServiceManager>(
+    rec: &mut Recorder<'_>,
+    plan: &Plan,
+    units: &[(&str, &str)],
+    states: &BTreeMap<String, UnitState>,
+    changed_files: &BTreeSet<String>,
+    images: &ImagesResult,
+    host: &Host<P, I, S>,
+    opts: &Options,
+) -> Result<()> {
+    let mut jobs: Vec<(&PlannedComponent, &'static str, bool)> = Vec::new();
+    for (unit, component) in units {
         let start = Instant::now();
-        let name = format!("unit {}", c.unit);
-        if let Some(reason) = images.failures.get(&c.image) {
-            rec.component(&c.name, &c.unit, "failed", Some(reason.clone()))?;
-            rec.step(&name, "failed", start, Some(reason.clone()))?;
-            continue;
-        }
-        let image_changed = images.before.get(&c.image) != images.after.get(&c.image);
-        let files_changed = c.files.iter().any(|f| changed_files.contains(f));
-        let current = sd.state(&c.unit).await?;
-        let running = matches!(
-            current.active_state.as_str(),
-            "active" | "reloading" | "activating"
-        );
-        if running && (image_changed || files_changed) {
-            jobs.push((i, "restarted", true));
-        } else if running {
-            rec.component(&c.name, &c.unit, "active", None)?;
-            rec.step(&name, "unchanged", start, None)?;
-        } else {
-            if current.active_state == "failed" {
-                let _ = sd.reset_failed(&c.unit).await;
+        let name = format!("unit {unit}");
+        let Some(c) = plan.components.iter().find(|c| c.name == *component) else {
+            anyhow::bail!("plan: start step for {unit} names no component {component}");
+        };
+        let unknown = UnitState {
+            unit: unit.to_string(),
+            load_state: "not-found".into(),
+            active_state: "inactive".into(),
+            sub_state: String::new(),
+            result: String::new(),
+            n_restarts: 0,
+            exec_main_status: 0,
+            active_enter_timestamp: 0,
+            unit_file_state: String::new(),
+            service_type: String::new(),
+        };
+        let observed = states.get(*unit).unwrap_or(&unknown);
+        match decide_unit(c, observed, changed_files, images) {
+            UnitAction::ImageMissing(reason) => {
+                rec.component(&c.name, &c.unit, "failed", Some(reason.clone()))?;
+                rec.step(&name, "failed", start, Some(reason))?;
             }
-            jobs.push((i, "started", false));
+            UnitAction::Keep => {
+                rec.component(&c.name, &c.unit, "active", None)?;
+                rec.step(&name, "unchanged", start, None)?;
+            }
+            UnitAction::Restart => jobs.push((c, "restarted", true)),
+            UnitAction::Start { reset_failed } => {
+                if reset_failed {
+                    let _ = host.services.reset_failed(&c.unit).await;
+                }
+                jobs.push((c, "started", false));
+            }
         }
     }
 
-    // Run the jobs together, queued one after another in plan order so systemd's After= ordering
-    // holds between them; independent units then start in parallel, as at boot.
     let mut running = tokio::task::JoinSet::new();
     let mut previous: Option<tokio::sync::oneshot::Receiver<()>> = None;
-    for (i, action, restart) in jobs {
+    for (i, (c, action, restart)) in jobs.iter().enumerate() {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let wait_for = previous.replace(rx);
-        let sd = std::sync::Arc::clone(&sd);
-        let unit = plan.components[i].unit.clone();
-        let deadline = opts.start_deadline;
+        let services = Arc::clone(&host.services);
+        let unit = c.unit.clone();
+        let (deadline, restart, action) = (opts.start_deadline, *restart, *action);
         running.spawn(async move {
             if let Some(prev) = wait_for {
                 let _ = prev.await;
             }
             let start = Instant::now();
-            let result = sd.start_queued(&unit, restart, deadline, tx).await;
+            let result = services.start(&unit, restart, deadline, tx).await;
             (i, action, start, result)
         });
     }
     while let Some(joined) = running.join_next().await {
         let (i, action, start, result) = joined.context("a unit start task panicked")?;
-        let c = &plan.components[i];
+        let c = jobs[i].0;
         let name = format!("unit {}", c.unit);
         match result {
-            Ok(systemd::Outcome::Active(_)) => {
+            Ok(Outcome::Active(_)) => {
                 rec.component(&c.name, &c.unit, "active", None)?;
                 rec.step(&name, action, start, None)?;
             }
-            Ok(systemd::Outcome::Failed {
+            Ok(Outcome::Failed {
                 job_result,
                 state,
                 journal,
@@ -590,7 +792,5 @@ pub async fn apply(plan: &Plan, opts: &Options) -> Result<State> {
             }
         }
     }
-    rec.state.conclude(&plan.optional_components());
-    rec.state.save(root)?;
-    Ok(rec.state)
+    Ok(())
 }

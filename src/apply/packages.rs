@@ -381,24 +381,20 @@ fn classify_dnf(text: &str) -> Failure {
 
 /// Run a prepared command, returning (success, exit description, combined output).
 async fn run(mut cmd: Command, tool: &'static str) -> anyhow::Result<(bool, String, String)> {
-    let out = cmd
-        .output()
+    let ran = crate::exec::capture(&mut cmd, None)
         .await
         .with_context(|| format!("cannot run {tool}"))?;
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     // stderr last: that is where the E: lines are, and the tail is what we show.
-    text.push('\n');
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    let status = match out.status.code() {
+    let text = format!("{}\n{}", ran.stdout, ran.stderr);
+    let status = match ran.code {
         Some(c) => format!("exit {c}"),
         None => "killed by a signal".to_string(),
     };
-    Ok((out.status.success(), status, text))
+    Ok((ran.success, status, text))
 }
 
 fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
+    crate::exec::tail(text, n)
 }
 
 fn backoff_delay(base: Duration, attempt: u32) -> Duration {

@@ -62,6 +62,10 @@ pub struct State {
     pub components: BTreeMap<String, ComponentRecord>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// reference → image id of every image of the plan once it was present: a later run whose plan
+    /// has the same references and whose units all run needs no image listing at all.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub images: BTreeMap<String, String>,
 }
 
 pub fn now_unix() -> u64 {
@@ -83,6 +87,7 @@ impl State {
             steps: Vec::new(),
             components: BTreeMap::new(),
             errors: Vec::new(),
+            images: BTreeMap::new(),
         }
     }
 

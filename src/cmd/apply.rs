@@ -34,7 +34,7 @@ pub(super) fn engine_options(
         ..Default::default()
     };
     apply::engine::Options {
-        root: inputs.root.clone(),
+        target: crate::target::Target::from_root(&inputs.root),
         family: facts.os.family,
         skip_packages: s.skip_packages,
         image_bundle: s.image_bundle.map(PathBuf::from),

@@ -170,11 +170,12 @@ pub async fn gather(root: &Path, cfg: &Config) -> Facts {
     };
 
     let resources = resources::read(root);
-    if root == Path::new("/") || resources.memory_mib > 0 {
+    let live = crate::target::Target::from_root(root).is_live();
+    if live || resources.memory_mib > 0 {
         warnings.extend(
             resources::warnings(&resources, cfg.role())
                 .into_iter()
-                .filter(|w| root == Path::new("/") || !w.contains("GiB free")),
+                .filter(|w| live || !w.contains("GiB free")),
         );
     }
 

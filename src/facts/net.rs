@@ -170,7 +170,7 @@ pub fn read(root: &Path) -> NetInfo {
         .map(|t| parse_routes(&t))
         .unwrap_or_default();
     let default_route_nic = default_route(&routes);
-    let mut addrs = if root == Path::new("/") {
+    let mut addrs = if crate::target::Target::from_root(root).is_live() {
         live_addresses()
     } else {
         let locals = std::fs::read_to_string(root.join("proc/net/fib_trie"))

@@ -99,7 +99,7 @@ pub fn version_from(output: &str) -> Option<String> {
 
 /// Version of a host tool. Only run against the live root: a fixture root has no programs to run.
 pub fn tool_version(root: &Path, program: &str, arg: &str) -> Option<String> {
-    if root != Path::new("/") {
+    if !crate::target::Target::from_root(root).is_live() {
         return None;
     }
     let out = Command::new(program).arg(arg).output().ok()?;

@@ -51,7 +51,7 @@ pub fn warnings(r: &Resources, role: Role) -> Vec<String> {
 
 /// Live resources. A fixture root reports its /proc/meminfo and /proc/cpuinfo instead, and no disk figure.
 pub fn read(root: &Path) -> Resources {
-    if root != Path::new("/") {
+    if !crate::target::Target::from_root(root).is_live() {
         let mem_kib = std::fs::read_to_string(root.join("proc/meminfo"))
             .ok()
             .and_then(|t| {

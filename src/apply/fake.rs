@@ -1,0 +1,194 @@
+//! In-memory stand-ins for the package manager, the image store and systemd, for tests of the
+//! engine's decisions. Each records what it was asked, in order, in a shared journal of calls, and
+//! can be told to fail a given package, image or unit.
+use super::images::{FailKind, ImageOutcome};
+use super::packages::PackagesOutcome;
+use super::seams::{ImageStore, PackageManager, ServiceManager};
+use super::systemd::{Outcome, UnitState};
+use anyhow::Result;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Every call any fake received, in order: `"pull docker.io/x:1"`, `"start redis.service"`, ...
+#[derive(Debug, Clone, Default)]
+pub struct Calls(Arc<Mutex<Vec<String>>>);
+
+impl Calls {
+    fn push(&self, call: String) {
+        self.0.lock().unwrap().push(call);
+    }
+    pub fn all(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+    /// The calls that start with `prefix` ("start ", "restart ", "pull ").
+    pub fn with(&self, prefix: &str) -> Vec<String> {
+        self.all()
+            .into_iter()
+            .filter(|c| c.starts_with(prefix))
+            .collect()
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct FakePackages {
+    pub calls: Calls,
+    pub installed: Mutex<BTreeSet<String>>,
+    /// Installing any of these fails.
+    pub broken: BTreeSet<String>,
+}
+
+impl PackageManager for FakePackages {
+    async fn ensure(&self, names: &[String]) -> Result<PackagesOutcome> {
+        self.calls.push(format!("packages {}", names.join(" ")));
+        if let Some(b) = names.iter().find(|n| self.broken.contains(*n)) {
+            anyhow::bail!("E: Unable to locate package {b}");
+        }
+        let mut installed = self.installed.lock().unwrap();
+        let mut out = PackagesOutcome::default();
+        for n in names {
+            if installed.insert(n.clone()) {
+                out.installed.push(n.clone());
+            } else {
+                out.already.push(n.clone());
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct FakeImages {
+    pub calls: Calls,
+    /// reference → image id in local storage.
+    pub present: Mutex<BTreeMap<String, String>>,
+    /// What a registry would serve: reference → image id. A reference missing here fails to pull.
+    pub registry: BTreeMap<String, String>,
+}
+
+impl ImageStore for FakeImages {
+    async fn ids(&self, refs: &[String]) -> BTreeMap<String, Option<String>> {
+        self.calls.push("list images".into());
+        let present = self.present.lock().unwrap();
+        refs.iter()
+            .map(|r| (r.clone(), present.get(r).cloned()))
+            .collect()
+    }
+    async fn pull(&self, refs: &[String]) -> Vec<(String, ImageOutcome)> {
+        let mut present = self.present.lock().unwrap();
+        refs.iter()
+            .map(|r| {
+                self.calls.push(format!("pull {r}"));
+                let outcome = match (present.get(r), self.registry.get(r)) {
+                    (Some(id), _) => ImageOutcome::Present { id: id.clone() },
+                    (None, Some(id)) => {
+                        present.insert(r.clone(), id.clone());
+                        ImageOutcome::Pulled {
+                            id: id.clone(),
+                            attempts: 1,
+                        }
+                    }
+                    (None, None) => ImageOutcome::Failed {
+                        kind: FailKind::NotFound,
+                        message: format!("{r}: manifest unknown"),
+                        attempts: 1,
+                    },
+                };
+                (r.clone(), outcome)
+            })
+            .collect()
+    }
+    async fn load_bundle(&self, bundle: &Path) -> Result<Vec<(String, ImageOutcome)>> {
+        self.calls.push(format!("load bundle {}", bundle.display()));
+        Ok(Vec::new())
+    }
+}
+
+/// systemd as a table of unit states. A started unit becomes active unless it is in `failing`.
+#[derive(Debug, Default)]
+pub struct FakeSystemd {
+    pub calls: Calls,
+    /// unit → active state (active, inactive, failed). Units not listed are not loaded.
+    pub units: Mutex<BTreeMap<String, String>>,
+    pub enabled: Mutex<BTreeSet<String>>,
+    /// Units whose start fails.
+    pub failing: BTreeSet<String>,
+}
+
+impl FakeSystemd {
+    fn state_of(&self, unit: &str) -> UnitState {
+        let units = self.units.lock().unwrap();
+        let active = units.get(unit).cloned();
+        UnitState {
+            unit: unit.to_string(),
+            load_state: if active.is_some() {
+                "loaded"
+            } else {
+                "not-found"
+            }
+            .into(),
+            active_state: active.unwrap_or_else(|| "inactive".into()),
+            sub_state: String::new(),
+            result: String::new(),
+            n_restarts: 0,
+            exec_main_status: 0,
+            active_enter_timestamp: 0,
+            unit_file_state: if self.enabled.lock().unwrap().contains(unit) {
+                "enabled".into()
+            } else {
+                "disabled".into()
+            },
+            service_type: "simple".into(),
+        }
+    }
+}
+
+impl ServiceManager for FakeSystemd {
+    async fn daemon_reload(&self) -> Result<()> {
+        self.calls.push("daemon-reload".into());
+        Ok(())
+    }
+    async fn enable(&self, units: &[String]) -> Result<Vec<String>> {
+        self.calls.push(format!("enable {}", units.join(" ")));
+        let mut enabled = self.enabled.lock().unwrap();
+        Ok(units
+            .iter()
+            .filter(|u| enabled.insert((*u).clone()))
+            .map(|u| format!("symlink {u}"))
+            .collect())
+    }
+    async fn states(&self, units: &[String]) -> Result<Vec<UnitState>> {
+        Ok(units.iter().map(|u| self.state_of(u)).collect())
+    }
+    async fn reset_failed(&self, unit: &str) -> Result<()> {
+        self.calls.push(format!("reset-failed {unit}"));
+        Ok(())
+    }
+    async fn start(
+        &self,
+        unit: &str,
+        restart: bool,
+        _deadline: Duration,
+        queued: tokio::sync::oneshot::Sender<()>,
+    ) -> Result<Outcome> {
+        let verb = if restart { "restart" } else { "start" };
+        self.calls.push(format!("{verb} {unit}"));
+        let _ = queued.send(());
+        let ok = !self.failing.contains(unit);
+        self.units.lock().unwrap().insert(
+            unit.to_string(),
+            if ok { "active" } else { "failed" }.into(),
+        );
+        let state = self.state_of(unit);
+        Ok(if ok {
+            Outcome::Active(state)
+        } else {
+            Outcome::Failed {
+                job_result: "failed".into(),
+                state,
+                journal: vec![format!("{unit}: exited with status 1")],
+            }
+        })
+    }
+}
