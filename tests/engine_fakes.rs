@@ -2,7 +2,7 @@
 //! changed, a failed unit, a failed image, optional against required, and a re-run that does
 //! nothing. Files go to a temporary root; packages, images and units are the fakes'. Milliseconds.
 use omlboot::apply::engine::{self, Host, Options};
-use omlboot::apply::fake::{Calls, FakeImages, FakePackages, FakeSystemd};
+use omlboot::apply::fake::{self, Calls, FakeImages, FakePackages, FakeSystemd};
 use omlboot::apply::state::Status;
 use omlboot::catalog::Units;
 use omlboot::config::{Config, Sources};
@@ -11,7 +11,6 @@ use omlboot::plan::{Plan, Step};
 use omlboot::target::Target;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 const CONFIG: &str = "\
@@ -71,22 +70,7 @@ fn host(plan: &Plan, unpullable: &[&str], failing: &[&str]) -> (FakeHost, Calls)
         .enumerate()
         .map(|(i, r)| (r, format!("{i:064x}")))
         .collect();
-    let host = Host {
-        packages: FakePackages {
-            calls: calls.clone(),
-            ..Default::default()
-        },
-        images: FakeImages {
-            calls: calls.clone(),
-            registry,
-            ..Default::default()
-        },
-        services: Arc::new(FakeSystemd {
-            calls: calls.clone(),
-            failing: failing.iter().map(|u| u.to_string()).collect(),
-            ..Default::default()
-        }),
-    };
+    let host = fake::host(&calls, registry, failing);
     (host, calls)
 }
 

@@ -3,8 +3,8 @@
 //! and is started by the engine (on fakes), without a line of Rust.
 mod common;
 use common::*;
-use omlboot::apply::engine::{self, Host, Options};
-use omlboot::apply::fake::{Calls, FakeImages, FakePackages, FakeSystemd};
+use omlboot::apply::engine::{self, Options};
+use omlboot::apply::fake::{self, Calls};
 use omlboot::apply::state::Status;
 use omlboot::catalog::Units;
 use omlboot::config::{Config, Sources};
@@ -12,7 +12,6 @@ use omlboot::facts::{os::PkgFamily, Facts};
 use omlboot::target::Target;
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use std::time::Duration;
 
 const IMAGE: &str = "docker.io/library/hello-omlboot:1";
@@ -45,19 +44,6 @@ fn units_with_hello(dir: &Path, port: &str) {
         .find("# Units that are not containers")
         .expect("catalog layout");
     std::fs::write(&catalog, format!("{}{entry}{}", &text[..at], &text[at..])).unwrap();
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dst = to.join(e.file_name());
-        if e.path().is_dir() {
-            std::fs::create_dir_all(&dst).unwrap();
-            copy_dir(&e.path(), &dst);
-        } else {
-            std::fs::copy(e.path(), dst).unwrap();
-        }
-    }
 }
 
 fn aio() -> String {
@@ -149,21 +135,7 @@ fn a_component_added_as_data_is_planned_rendered_verified_and_started() {
         .iter()
         .map(|c| (c.image.clone(), format!("{:064x}", c.image.len())))
         .collect();
-    let host = Host {
-        packages: FakePackages {
-            calls: calls.clone(),
-            ..Default::default()
-        },
-        images: FakeImages {
-            calls: calls.clone(),
-            registry,
-            ..Default::default()
-        },
-        services: Arc::new(FakeSystemd {
-            calls: calls.clone(),
-            ..Default::default()
-        }),
-    };
+    let host = fake::host(&calls, registry, &[]);
     let root = tempfile::tempdir().unwrap();
     let opts = Options {
         target: Target::Offline(root.path().to_path_buf()),

@@ -192,3 +192,28 @@ impl ServiceManager for FakeSystemd {
         })
     }
 }
+
+/// A host made of the three fakes sharing one journal of `calls`: the registry holds `registry`
+/// (reference → image id), and the units in `failing` fail to start.
+pub fn host(
+    calls: &Calls,
+    registry: BTreeMap<String, String>,
+    failing: &[&str],
+) -> super::engine::Host<FakePackages, FakeImages, FakeSystemd> {
+    super::engine::Host {
+        packages: FakePackages {
+            calls: calls.clone(),
+            ..Default::default()
+        },
+        images: FakeImages {
+            calls: calls.clone(),
+            registry,
+            ..Default::default()
+        },
+        services: Arc::new(FakeSystemd {
+            calls: calls.clone(),
+            failing: failing.iter().map(|u| u.to_string()).collect(),
+            ..Default::default()
+        }),
+    }
+}
