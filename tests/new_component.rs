@@ -38,11 +38,9 @@ fn units_with_hello(dir: &Path, port: &str) {
         "  - name: hello\n    unit: hello.service\n    template: hello.service.tera\n    \
          container: oml-hello\n    image: hello_img\n    image_default: {IMAGE}\n    \
          hosts: [aio]\n    env: hello.env\n    after: [redis.service]\n    optional: true\n    \
-         ports: [{port}/tcp]\n\n"
+         ports: [{port}/tcp]\n    probe: {{ tcp: \"127.0.0.1:{port}\" }}\n\n"
     );
-    let at = text
-        .find("# Units that are not containers")
-        .expect("catalog layout");
+    let at = text.find("# Bootstrap tasks:").expect("catalog layout");
     std::fs::write(&catalog, format!("{}{entry}{}", &text[..at], &text[at..])).unwrap();
 }
 
@@ -145,6 +143,7 @@ fn a_component_added_as_data_is_planned_rendered_verified_and_started() {
         images: Default::default(),
         packages: Default::default(),
         start_deadline: Duration::from_secs(5),
+        probe_interval: Duration::from_millis(100),
         instance_id: "new-component".into(),
     };
     let state = tokio::runtime::Builder::new_current_thread()
@@ -155,6 +154,12 @@ fn a_component_added_as_data_is_planned_rendered_verified_and_started() {
         .unwrap();
     assert_eq!(state.status, Status::Done, "{:?}", state.errors);
     assert_eq!(state.components["hello"].state, "active");
+    // Its probe, data too, ran once the unit was active.
+    let probe = state.components["hello"].probe.as_ref().expect("probed");
+    assert!(
+        probe.passed && probe.probe == "tcp 127.0.0.1:9999",
+        "{probe:?}"
+    );
     assert!(calls.all().contains(&format!("pull {IMAGE}")));
     assert!(calls.all().contains(&"start hello.service".to_string()));
 }

@@ -16,13 +16,14 @@
 //! all when the image references and ids are those of the last successful run) and starts nothing.
 use super::images::{ImageOptions, ImageOutcome};
 use super::packages::{Family, PackageOptions};
+use super::runtime::{self, Runtime};
 use super::seams::{ImageStore, PackageManager, Podman, ServiceManager, SystemPackages};
-use super::state::{ComponentRecord, State, StepRecord};
+use super::state::{ComponentRecord, ProbeRecord, State, StepRecord};
 use super::systemd::{self, Outcome, UnitState};
 use super::tls;
 use crate::facts::os::PkgFamily;
 use crate::fsutil::{ensure_dir, write_atomic, Written};
-use crate::plan::{Plan, PlannedComponent, Step};
+use crate::plan::{Plan, PlannedComponent, PlannedTask, Step};
 use crate::target::Target;
 use anyhow::{Context as _, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,18 +45,21 @@ pub struct Options {
     pub packages: PackageOptions,
     /// Longest wait for one unit to become active.
     pub start_deadline: Duration,
+    /// Pause between two attempts of a health probe.
+    pub probe_interval: Duration,
     pub instance_id: String,
 }
 
-/// What apply drives: packages, images, units. [`Host::live`] is the real host; tests build one
-/// from the fakes in [`super::fake`].
-pub struct Host<P, I, S> {
+/// What apply drives: packages, images, units, and what runs in the containers (tasks, probes).
+/// [`Host::live`] is the real host; tests build one from the fakes in [`super::fake`].
+pub struct Host<P, I, S, R> {
     pub packages: P,
     pub images: I,
     pub services: Arc<S>,
+    pub runtime: Arc<R>,
 }
 
-impl Host<SystemPackages, Podman, systemd::Systemd> {
+impl Host<SystemPackages, Podman, systemd::Systemd, runtime::Live> {
     /// apt/dnf, podman and systemd on the system bus.
     pub async fn live(opts: &Options) -> Result<Self> {
         let services = systemd::Systemd::system()
@@ -65,6 +69,7 @@ impl Host<SystemPackages, Podman, systemd::Systemd> {
             packages: system_packages(opts),
             images: Podman(opts.images.clone()),
             services: Arc::new(services),
+            runtime: Arc::new(runtime::Live),
         })
     }
 }
@@ -228,8 +233,15 @@ impl Recorder<'_> {
                 unit: unit.to_string(),
                 state: state.to_string(),
                 reason,
+                probe: None,
             },
         );
+        self.state.save(self.root)
+    }
+    fn probe(&mut self, name: &str, probe: ProbeRecord) -> Result<()> {
+        if let Some(c) = self.state.components.get_mut(name) {
+            c.probe = Some(probe);
+        }
         self.state.save(self.root)
     }
 }
@@ -431,11 +443,16 @@ pub async fn prepare_on(
 /// Apply the plan through `host`. Returns the final state (also saved). Errors are only for
 /// failures that stop everything (state cannot be written, D-Bus refuses); component failures are
 /// in the state.
-pub async fn apply_on<P, I, S>(plan: &Plan, opts: &Options, host: &Host<P, I, S>) -> Result<State>
+pub async fn apply_on<P, I, S, R>(
+    plan: &Plan,
+    opts: &Options,
+    host: &Host<P, I, S, R>,
+) -> Result<State>
 where
     P: PackageManager,
     I: ImageStore,
     S: ServiceManager,
+    R: Runtime,
 {
     let target = &opts.target;
     let root = target.root();
@@ -466,10 +483,21 @@ where
                 unit: c.unit.clone(),
                 state: "pending".into(),
                 reason: None,
+                probe: None,
             },
         );
     }
+    // Task records outlive the run that wrote them: they say whether a task runs again.
+    if let Some(p) = &previous {
+        for t in plan.tasks() {
+            if let Some(r) = p.tasks.get(&t.name) {
+                rec.state.tasks.insert(t.name.clone(), r.clone());
+            }
+        }
+    }
     rec.state.save(root)?;
+    // Components a failed task keeps from starting: component → why.
+    let mut blocked: BTreeMap<String, String> = BTreeMap::new();
 
     let mut changed_files: BTreeSet<String> = BTreeSet::new();
     let mut images = ImagesResult::default();
@@ -487,10 +515,6 @@ where
 
     for stage in stages(&plan.steps) {
         let start = Instant::now();
-        if !rec.state.errors.is_empty() && !matches!(stage, Stage::One(Step::Packages { .. })) {
-            // Packages failed: nothing below can work without podman.
-            break;
-        }
         match stage {
             Stage::One(Step::Packages { by_family }) => {
                 let ok = packages_step(&mut rec, by_family, opts, &host.packages).await?;
@@ -653,10 +677,14 @@ where
                     &states,
                     &changed_files,
                     &images,
+                    &blocked,
                     host,
                     opts,
                 )
                 .await?;
+            }
+            Stage::One(Step::Task(task)) => {
+                task_step(&mut rec, task, &images, &mut blocked, host).await?;
             }
             Stage::One(Step::Image { .. } | Step::Start { .. }) => {
                 unreachable!("image and start steps are grouped into stages")
@@ -668,9 +696,115 @@ where
         .iter()
         .filter_map(|(r, id)| id.clone().map(|id| (r.clone(), id)))
         .collect();
+    rec.state.notices = plan
+        .tasks()
+        .filter(|t| {
+            rec.state
+                .tasks
+                .get(&t.name)
+                .is_some_and(|r| r.successes > 0)
+        })
+        .filter_map(|t| t.notice.clone())
+        .collect();
     rec.state.conclude(&plan.optional_components());
     rec.state.save(root)?;
     Ok(rec.state)
+}
+
+/// One bootstrap task: blocked when a component it needs is not healthy, skipped when its record
+/// says it is not needed (see [`super::tasks::decide_task`]), else run; when it does not succeed the
+/// components it must precede are blocked.
+async fn task_step<P, I, S, R: Runtime>(
+    rec: &mut Recorder<'_>,
+    task: &PlannedTask,
+    images: &ImagesResult,
+    blocked: &mut BTreeMap<String, String>,
+    host: &Host<P, I, S, R>,
+) -> Result<()> {
+    let start = Instant::now();
+    let name = format!("task {}", task.name);
+    let unhealthy = task.after.iter().find(|c| {
+        rec.state.components.get(*c).is_none_or(|r| {
+            r.state == "failed"
+                || r.state == "pending"
+                || r.probe.as_ref().is_some_and(|p| !p.passed)
+        })
+    });
+    let image_id = task
+        .action
+        .image()
+        .and_then(|i| images.after.get(i).cloned().flatten());
+    let failure =
+        if let Some(c) = unhealthy {
+            let why = format!("{c} is not healthy");
+            let record = rec.state.tasks.entry(task.name.clone()).or_insert_with(|| {
+                super::state::TaskRecord {
+                    outcome: String::new(),
+                    at_unix: 0,
+                    duration_ms: 0,
+                    exit_status: None,
+                    output_tail: String::new(),
+                    succeeded_fingerprint: None,
+                    succeeded_image_id: None,
+                    succeeded_unix: None,
+                    successes: 0,
+                }
+            });
+            record.outcome = "blocked".into();
+            record.at_unix = super::state::now_unix();
+            record.output_tail = why.clone();
+            rec.step(&name, "blocked", start, Some(why.clone()))?;
+            Some(format!("task {} did not run: {why}", task.name))
+        } else if let Some(action) = task
+            .action
+            .image()
+            .filter(|i| images.failures.contains_key(*i))
+        {
+            let why = format!("image {action} is missing");
+            rec.step(&name, "failed", start, Some(why.clone()))?;
+            Some(format!("task {}: {why}", task.name))
+        } else {
+            let previous = rec.state.tasks.get(&task.name);
+            match super::tasks::decide_task(task, previous, image_id.as_deref()) {
+                None => {
+                    if let Some(r) = rec.state.tasks.get_mut(&task.name) {
+                        r.outcome = "skipped".into();
+                    }
+                    rec.step(&name, "unchanged", start, Some("not needed".into()))?;
+                    None
+                }
+                Some(reason) => {
+                    tracing::info!(task = task.name, reason, "running task");
+                    let (record, run) =
+                        super::tasks::run_task(&*host.runtime, task, previous, image_id.as_deref())
+                            .await;
+                    let tail = record.output_tail.clone();
+                    let exit = record.exit_status;
+                    rec.state.tasks.insert(task.name.clone(), record);
+                    if run.ok {
+                        rec.step(&name, "done", start, Some(reason.to_string()))?;
+                        None
+                    } else {
+                        let why = format!(
+                            "{}{}: {}",
+                            task.description,
+                            exit.map(|e| format!(" (exit status {e})"))
+                                .unwrap_or_default(),
+                            tail.lines().last().unwrap_or("")
+                        );
+                        rec.state.errors.push(format!("task {}: {why}", task.name));
+                        rec.step(&name, "failed", start, Some(why.clone()))?;
+                        Some(format!("task {} failed: {why}", task.name))
+                    }
+                }
+            }
+        };
+    if let Some(why) = failure {
+        for c in &task.before {
+            blocked.entry(c.clone()).or_insert_with(|| why.clone());
+        }
+    }
+    rec.state.save(rec.root)
 }
 
 /// Read every unit's state once; later stages reuse it (decisions are about the host as it was).
@@ -690,14 +824,15 @@ async fn observe<'a, S: ServiceManager>(
 /// another in plan order so systemd's After= ordering holds between them; independent units then
 /// start in parallel, as at boot.
 #[allow(clippy::too_many_arguments)]
-async fn units_stage<P, I, S: ServiceManager>(
+async fn units_stage<P, I, S: ServiceManager, R: Runtime>(
     rec: &mut Recorder<'_>,
     plan: &Plan,
     units: &[(&str, &str)],
     states: &BTreeMap<String, UnitState>,
     changed_files: &BTreeSet<String>,
     images: &ImagesResult,
-    host: &Host<P, I, S>,
+    blocked: &BTreeMap<String, String>,
+    host: &Host<P, I, S, R>,
     opts: &Options,
 ) -> Result<()> {
     let mut jobs: Vec<(&PlannedComponent, &'static str, bool)> = Vec::new();
@@ -724,6 +859,12 @@ async fn units_stage<P, I, S: ServiceManager>(
             UnitAction::ImageMissing(reason) => {
                 rec.component(&c.name, &c.unit, "failed", Some(reason.clone()))?;
                 rec.step(&name, "failed", start, Some(reason))?;
+            }
+            // A task it needs failed: left as it is (a running unit keeps running), not started.
+            _ if blocked.contains_key(&c.name) => {
+                let why = blocked[&c.name].clone();
+                rec.component(&c.name, &c.unit, "failed", Some(why.clone()))?;
+                rec.step(&name, "blocked", start, Some(why))?;
             }
             UnitAction::Keep => {
                 rec.component(&c.name, &c.unit, "active", None)?;
@@ -791,6 +932,44 @@ async fn units_stage<P, I, S: ServiceManager>(
                 rec.step(&name, "failed", start, Some(format!("{e:#}")))?;
             }
         }
+    }
+    probe_stage(rec, plan, units, host, opts).await
+}
+
+/// Probe every component of the stage whose unit is active, concurrently, each until it passes or
+/// its deadline: "active" is systemd's word, the probe is the component's.
+async fn probe_stage<P, I, S, R: Runtime>(
+    rec: &mut Recorder<'_>,
+    plan: &Plan,
+    units: &[(&str, &str)],
+    host: &Host<P, I, S, R>,
+    opts: &Options,
+) -> Result<()> {
+    let mut probing = tokio::task::JoinSet::new();
+    for (_, component) in units {
+        let Some(c) = plan.components.iter().find(|c| c.name == *component) else {
+            continue;
+        };
+        let (Some(probe), Some(record)) = (&c.probe, rec.state.components.get(&c.name)) else {
+            continue;
+        };
+        if record.state != "active" {
+            continue;
+        }
+        let (runtime, probe, name) = (Arc::clone(&host.runtime), probe.clone(), c.name.clone());
+        let pause = opts.probe_interval;
+        probing.spawn(async move {
+            let start = Instant::now();
+            let result = super::tasks::probe_until(&*runtime, &probe, pause).await;
+            (name, start, result)
+        });
+    }
+    while let Some(joined) = probing.join_next().await {
+        let (name, start, result) = joined.context("a probe task panicked")?;
+        let outcome = if result.passed { "passed" } else { "failed" };
+        let detail = result.detail.clone();
+        rec.probe(&name, result)?;
+        rec.step(&format!("probe {name}"), outcome, start, Some(detail))?;
     }
     Ok(())
 }

@@ -3,8 +3,10 @@
 //! can be told to fail a given package, image or unit.
 use super::images::{FailKind, ImageOutcome};
 use super::packages::PackagesOutcome;
+use super::runtime::{Runtime, TaskRun};
 use super::seams::{ImageStore, PackageManager, ServiceManager};
 use super::systemd::{Outcome, UnitState};
+use crate::plan::{PlannedTask, Probe};
 use anyhow::Result;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -193,13 +195,52 @@ impl ServiceManager for FakeSystemd {
     }
 }
 
-/// A host made of the three fakes sharing one journal of `calls`: the registry holds `registry`
+/// Tasks and probes: a task succeeds unless its name is in `failing_tasks`; a probe passes unless
+/// its description contains one of `failing_probes`.
+#[derive(Debug, Default)]
+pub struct FakeRuntime {
+    pub calls: Calls,
+    pub failing_tasks: Mutex<BTreeSet<String>>,
+    pub failing_probes: Mutex<BTreeSet<String>>,
+}
+
+impl Runtime for FakeRuntime {
+    async fn run_task(&self, task: &PlannedTask) -> TaskRun {
+        self.calls.push(format!("task {}", task.name));
+        let ok = !self.failing_tasks.lock().unwrap().contains(&task.name);
+        TaskRun {
+            ok,
+            exit_status: Some(if ok { 0 } else { 3 }),
+            output: if ok {
+                "done".into()
+            } else {
+                format!("{}: relation \"x\" does not exist", task.name)
+            },
+        }
+    }
+    async fn probe_once(&self, probe: &Probe) -> Result<String, String> {
+        let what = probe.describe();
+        self.calls.push(format!("probe {what}"));
+        if self
+            .failing_probes
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|f| what.contains(f.as_str()))
+        {
+            Err(format!("{what}: connection refused"))
+        } else {
+            Ok(format!("{what}: ok"))
+        }
+    }
+}
+
+/// The fake host [`host`] builds.
+pub type FakeHost = super::engine::Host<FakePackages, FakeImages, FakeSystemd, FakeRuntime>;
+
+/// A host made of the fakes sharing one journal of `calls`: the registry holds `registry`
 /// (reference → image id), and the units in `failing` fail to start.
-pub fn host(
-    calls: &Calls,
-    registry: BTreeMap<String, String>,
-    failing: &[&str],
-) -> super::engine::Host<FakePackages, FakeImages, FakeSystemd> {
+pub fn host(calls: &Calls, registry: BTreeMap<String, String>, failing: &[&str]) -> FakeHost {
     super::engine::Host {
         packages: FakePackages {
             calls: calls.clone(),
@@ -213,6 +254,10 @@ pub fn host(
         services: Arc::new(FakeSystemd {
             calls: calls.clone(),
             failing: failing.iter().map(|u| u.to_string()).collect(),
+            ..Default::default()
+        }),
+        runtime: Arc::new(FakeRuntime {
+            calls: calls.clone(),
             ..Default::default()
         }),
     }

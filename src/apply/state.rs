@@ -46,6 +46,46 @@ pub struct ComponentRecord {
     pub state: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Its health probe's last result, once it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeRecord {
+    /// What was probed (`tcp 127.0.0.1:5432`, `http https://127.0.0.1/ → 302`, `exec pg_isready …`).
+    pub probe: String,
+    pub passed: bool,
+    /// The last attempt's answer (status, error, command output tail).
+    pub detail: String,
+    pub at_unix: u64,
+    /// From the unit being active to the probe passing (or giving up).
+    pub took_ms: u64,
+    pub attempts: u32,
+}
+
+/// A bootstrap task's last outcome. Kept across runs: it decides whether the task runs again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// succeeded, failed, blocked
+    pub outcome: String,
+    pub at_unix: u64,
+    pub duration_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_status: Option<i32>,
+    /// The end of its output (or the error), for `status`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub output_tail: String,
+    /// The inputs' fingerprint and the image id of the last success: they decide a re-run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succeeded_fingerprint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succeeded_image_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succeeded_unix: Option<u64>,
+    /// Runs that succeeded on this host, all time.
+    #[serde(default)]
+    pub successes: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +106,12 @@ pub struct State {
     /// has the same references and whose units all run needs no image listing at all.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub images: BTreeMap<String, String>,
+    /// Bootstrap tasks by name, carried from run to run.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tasks: BTreeMap<String, TaskRecord>,
+    /// Reminders for the operator (the admin/admin login after the reset), shown by `run` and `status`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
 }
 
 pub fn now_unix() -> u64 {
@@ -88,6 +134,8 @@ impl State {
             components: BTreeMap::new(),
             errors: Vec::new(),
             images: BTreeMap::new(),
+            tasks: BTreeMap::new(),
+            notices: Vec::new(),
         }
     }
 
@@ -124,17 +172,23 @@ impl State {
         let failed: Vec<&String> = self
             .components
             .iter()
-            .filter(|(_, c)| c.state == "failed")
+            .filter(|(_, c)| c.state == "failed" || c.probe.as_ref().is_some_and(|p| !p.passed))
             .map(|(n, _)| n)
             .collect();
-        self.status =
-            if !self.errors.is_empty() || failed.iter().any(|n| !optional.contains(&n.as_str())) {
-                Status::Failed
-            } else if !failed.is_empty() {
-                Status::Degraded
-            } else {
-                Status::Done
-            };
+        let task_failed = self
+            .tasks
+            .values()
+            .any(|t| t.outcome != "succeeded" && t.outcome != "skipped");
+        self.status = if task_failed
+            || !self.errors.is_empty()
+            || failed.iter().any(|n| !optional.contains(&n.as_str()))
+        {
+            Status::Failed
+        } else if !failed.is_empty() {
+            Status::Degraded
+        } else {
+            Status::Done
+        };
         self.finished_unix = Some(now_unix());
     }
 }
@@ -213,6 +267,7 @@ mod tests {
                 unit: "redis.service".into(),
                 state: "active".into(),
                 reason: None,
+                probe: None,
             },
         );
         s.components.insert(
@@ -221,6 +276,7 @@ mod tests {
                 unit: "promtail.service".into(),
                 state: "failed".into(),
                 reason: Some("x".into()),
+                probe: None,
             },
         );
         s.conclude(&["promtail"]);

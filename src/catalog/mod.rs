@@ -1,5 +1,6 @@
 //! The components omlboot runs, as data (units/catalog.yaml), and the templates that render them.
 pub mod ports;
+pub mod tasks;
 pub mod wiring;
 
 use anyhow::{bail, Context as _, Result};
@@ -54,6 +55,9 @@ pub struct Component {
     /// What it listens on, `PORT/PROTO`, `LOW-HIGH/PROTO` or `<port key>/PROTO` (see [`ports`]).
     #[serde(default)]
     pub ports: Vec<String>,
+    /// How omlboot tells that it works once its unit is active (see [`tasks::ProbeSpec`]).
+    #[serde(default)]
+    pub probe: Option<tasks::ProbeSpec>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -74,6 +78,9 @@ pub struct Directory {
 #[serde(deny_unknown_fields)]
 pub struct Catalog {
     pub components: Vec<Component>,
+    /// Bootstrap tasks, placed between the units they need and the units that need them.
+    #[serde(default)]
+    pub tasks: Vec<tasks::Task>,
     #[serde(default)]
     pub host_units: Vec<HostUnit>,
     #[serde(default)]
@@ -174,25 +181,8 @@ impl Units {
                     );
                 }
             }
-            match (crate::config::schema::lookup(&c.image), &c.image_default) {
-                (Some(k), _) if k.kind != crate::config::schema::Kind::Image => bail!(
-                    "units/catalog.yaml: component {}: {} is not an image key of the config",
-                    c.name,
-                    c.image
-                ),
-                (None, None) => bail!(
-                    "units/catalog.yaml: component {}: image key {} is not a config key; give image_default",
-                    c.name,
-                    c.image
-                ),
-                (None, Some(r)) => crate::config::check_image_reference(r).map_err(|e| {
-                    anyhow::anyhow!(
-                        "units/catalog.yaml: component {}: image_default {r:?}: {e}",
-                        c.name
-                    )
-                })?,
-                (Some(_), _) => {}
-            }
+            check_image_key(&c.image, c.image_default.as_deref())
+                .map_err(|e| anyhow::anyhow!("units/catalog.yaml: component {}: {e}", c.name))?;
             for p in &c.ports {
                 ports::PortSpec::parse(p).map_err(|e| {
                     anyhow::anyhow!("units/catalog.yaml: component {}: ports: {e}", c.name)
@@ -207,6 +197,30 @@ impl Units {
                     );
                 }
                 parse_mode(&f.mode)?;
+            }
+        }
+        for t in &self.catalog.tasks {
+            let fail = |m: String| anyhow::anyhow!("units/catalog.yaml: task {}: {m}", t.name);
+            t.check().map_err(fail)?;
+            for c in t.after.iter().chain(&t.before) {
+                if !self.catalog.components.iter().any(|k| &k.name == c) {
+                    return Err(fail(format!("no component named {c}")));
+                }
+            }
+            if let Some(ct) = &t.container {
+                if let Some(env) = &ct.env {
+                    if !has(&format!("{env}.tera")) {
+                        return Err(fail(format!("env template {env}.tera not found")));
+                    }
+                }
+                check_image_key(&ct.image, ct.image_default.as_deref()).map_err(fail)?;
+            }
+        }
+        for c in &self.catalog.components {
+            if let Some(p) = &c.probe {
+                p.check().map_err(|e| {
+                    anyhow::anyhow!("units/catalog.yaml: component {}: probe: {e}", c.name)
+                })?;
             }
         }
         for f in &self.catalog.host_files {
@@ -230,11 +244,37 @@ impl Units {
             .map_err(|e| anyhow::anyhow!("rendering {template}: {}", tera_error(&e)))
     }
 
+    /// Render a template string of the catalog (a probe's address, a task's command word).
+    pub fn render_str(&self, text: &str, ctx: &tera::Context) -> Result<String> {
+        if !text.contains("{{") && !text.contains("{%") {
+            return Ok(text.to_string());
+        }
+        tera::Tera::one_off(text, ctx, false)
+            .map_err(|e| anyhow::anyhow!("rendering `{text}`: {}", tera_error(&e)))
+    }
+
     /// Evaluate a catalog `when:` expression against the context.
     pub fn condition(&self, expr: &str, ctx: &tera::Context) -> Result<bool> {
         let out = tera::Tera::one_off(&format!("{{% if {expr} %}}1{{% endif %}}"), ctx, false)
             .map_err(|e| anyhow::anyhow!("evaluating `{expr}`: {}", tera_error(&e)))?;
         Ok(out == "1")
+    }
+}
+
+/// An image key is an image key of the config, or a new name with a valid `image_default`.
+fn check_image_key(key: &str, default: Option<&str>) -> Result<(), String> {
+    use crate::config::schema::{lookup, Kind};
+    match (lookup(key), default) {
+        (Some(k), _) if k.kind != Kind::Image => {
+            Err(format!("{key} is not an image key of the config"))
+        }
+        (None, None) => Err(format!(
+            "image key {key} is not a config key; give image_default"
+        )),
+        (None, Some(r)) => {
+            crate::config::check_image_reference(r).map_err(|e| format!("image_default {r:?}: {e}"))
+        }
+        (Some(_), _) => Ok(()),
     }
 }
 

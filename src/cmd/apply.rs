@@ -14,7 +14,7 @@ pub enum Applied {
         instance: String,
     },
     Finished {
-        state: State,
+        state: Box<State>,
         took: Duration,
     },
 }
@@ -41,6 +41,7 @@ pub(super) fn engine_options(
         images,
         packages: apply::packages::PackageOptions::default(),
         start_deadline: Duration::from_secs(s.unit_start_timeout_s),
+        probe_interval: Duration::from_secs(2),
         instance_id,
     }
 }
@@ -79,7 +80,7 @@ fn converge(inputs: &Inputs, only_once: bool) -> Result<Applied> {
     let started = Instant::now();
     let state = rt.block_on(apply::engine::apply(&plan, &opts))?;
     Ok(Applied::Finished {
-        state,
+        state: Box::new(state),
         took: started.elapsed(),
     })
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 pub enum StatusReport {
     /// No apply has run on this host yet.
     NotStarted,
-    State(State),
+    State(Box<State>),
     /// `--wait --timeout` passed before apply finished (nothing is printed, like before).
     TimedOut,
 }
@@ -18,7 +18,9 @@ pub fn status(inputs: &Inputs, wait: bool, timeout: Option<Duration>) -> Result<
     loop {
         match State::load(&inputs.root)? {
             None if !wait => return Ok(StatusReport::NotStarted),
-            Some(s) if !wait || s.status != Status::Running => return Ok(StatusReport::State(s)),
+            Some(s) if !wait || s.status != Status::Running => {
+                return Ok(StatusReport::State(Box::new(s)))
+            }
             _ if deadline.is_some_and(|d| Instant::now() >= d) => {
                 return Ok(StatusReport::TimedOut)
             }
@@ -45,6 +47,39 @@ pub(super) fn state_table(s: &State) -> String {
             "  {name:<w$}  {:<10} {}{reason}\n",
             c.state, c.unit
         ));
+        if let Some(p) = &c.probe {
+            out.push_str(&format!(
+                "  {:<w$}  probe {} {} after {:.1}s at {}: {}\n",
+                "",
+                if p.passed { "passed" } else { "FAILED" },
+                p.probe,
+                p.took_ms as f64 / 1000.0,
+                p.at_unix,
+                p.detail
+            ));
+        }
+    }
+    if !s.tasks.is_empty() {
+        out.push_str("tasks:\n");
+        let w = s.tasks.keys().map(|k| k.len()).max().unwrap_or(0);
+        for (name, t) in &s.tasks {
+            let exit = t
+                .exit_status
+                .map(|e| format!(" exit {e}"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  {name:<w$}  {:<9} at {}{exit}, {} successful run(s)\n",
+                t.outcome, t.at_unix, t.successes
+            ));
+            if t.outcome == "failed" || t.outcome == "blocked" {
+                for line in t.output_tail.lines() {
+                    out.push_str(&format!("  {:<w$}  | {line}\n", ""));
+                }
+            }
+        }
+    }
+    for n in &s.notices {
+        out.push_str(&format!("notice: {n}\n"));
     }
     for e in &s.errors {
         out.push_str(&format!("error: {e}\n"));

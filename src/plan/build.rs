@@ -1,5 +1,5 @@
 //! Config + facts + catalog → plan. Pure: no I/O, so the same inputs always give the same plan.
-use super::{secrets, HostSummary, Plan, PlannedComponent, Step};
+use super::{secrets, HostSummary, Plan, PlannedComponent, PlannedTask, Probe, Step, TaskAction};
 use crate::catalog::{parse_mode, wiring, Component, Units};
 use crate::config::Config;
 use crate::facts::{os::PkgFamily, Facts};
@@ -231,12 +231,18 @@ pub fn build(
             Some((_, users)) => users.push(c.name.clone()),
             None => images.push((image.clone(), vec![c.name.clone()])),
         }
+        let probe = match &c.probe {
+            Some(p) => Some(probe_for(units, p, &c.container, &cctx)?),
+            None => None,
+        };
         planned.push(PlannedComponent {
             name: c.name.clone(),
             unit: c.unit.clone(),
             image,
             files,
             optional: c.optional,
+            container: c.container.clone(),
+            probe,
         });
     }
 
@@ -279,6 +285,16 @@ pub fn build(
     steps.push(Step::Timezone {
         tz: settings.TZ.clone(),
     });
+    let tasks = tasks_for(units, cfg, &ctx, &comps, &steps)?;
+    for (_, t) in &tasks {
+        if let Some(image) = t.action.image() {
+            let user = format!("task {}", t.name);
+            match images.iter_mut().find(|(r, _)| r == image) {
+                Some((_, users)) => users.push(user),
+                None => images.push((image.to_string(), vec![user])),
+            }
+        }
+    }
     for (reference, components) in images {
         steps.push(Step::Image {
             reference,
@@ -294,12 +310,17 @@ pub fn build(
     }
     enable.extend(comps.iter().map(|c| c.unit.clone()));
     steps.push(Step::Enable { units: enable });
-    for c in &comps {
+    let mut tasks = tasks.into_iter().peekable();
+    for (i, c) in comps.iter().enumerate() {
+        while let Some((_, t)) = tasks.next_if(|(at, _)| *at == i) {
+            steps.push(Step::Task(t));
+        }
         steps.push(Step::Start {
             unit: c.unit.clone(),
             component: c.name.clone(),
         });
     }
+    steps.extend(tasks.map(|(_, t)| Step::Task(t)));
 
     Ok(Plan {
         host: HostSummary {
@@ -318,6 +339,167 @@ pub fn build(
         steps,
         warnings,
     })
+}
+
+/// A component's probe with its templates rendered for this host.
+fn probe_for(
+    units: &Units,
+    p: &crate::catalog::tasks::ProbeSpec,
+    container: &str,
+    ctx: &tera::Context,
+) -> Result<Probe> {
+    let deadline_s = p.deadline_s;
+    Ok(if let Some(address) = &p.tcp {
+        Probe::Tcp {
+            address: units.render_str(address, ctx)?,
+            deadline_s,
+        }
+    } else if let Some(url) = &p.http {
+        Probe::Http {
+            url: units.render_str(url, ctx)?,
+            status: p.status.unwrap_or(200),
+            deadline_s,
+        }
+    } else {
+        let command = p
+            .exec
+            .iter()
+            .flatten()
+            .map(|w| units.render_str(w, ctx))
+            .collect::<Result<Vec<_>>>()?;
+        Probe::Exec {
+            container: container.to_string(),
+            command,
+            deadline_s,
+        }
+    })
+}
+
+/// The host's tasks, each with the index of the component it must precede in start order (the
+/// first of its `before:` on this host; after every start when none is here).
+fn tasks_for(
+    units: &Units,
+    cfg: &Config,
+    ctx: &tera::Context,
+    comps: &[&Component],
+    steps: &[Step],
+) -> Result<Vec<(usize, PlannedTask)>> {
+    let role = cfg.role().as_str();
+    let settings = cfg.settings();
+    let here = |names: &[String]| -> Vec<String> {
+        names
+            .iter()
+            .filter(|n| comps.iter().any(|c| &c.name == *n))
+            .cloned()
+            .collect()
+    };
+    let mut out = Vec::new();
+    for t in &units.catalog.tasks {
+        if !t.hosts.iter().any(|h| h == role) {
+            continue;
+        }
+        if let Some(expr) = &t.when {
+            if !units.condition(expr, ctx)? {
+                continue;
+            }
+        }
+        let (after, before) = (here(&t.after), here(&t.before));
+        let at = before
+            .iter()
+            .filter_map(|b| comps.iter().position(|c| &c.name == b))
+            .min()
+            .unwrap_or(comps.len());
+        if let Some(late) = after.iter().find(|a| {
+            comps
+                .iter()
+                .position(|c| &c.name == *a)
+                .is_some_and(|i| i >= at)
+        }) {
+            bail!(
+                "units/catalog.yaml: task {}: it runs after {late}, which starts after a component it must precede",
+                t.name
+            );
+        }
+        let (action, secrets): (TaskAction, Vec<String>) = if let Some(ct) = &t.container {
+            let image = cfg
+                .text(&ct.image)
+                .or(ct.image_default.as_deref())
+                .unwrap_or_default()
+                .to_string();
+            let env_file = ct.env.as_ref().map(|e| format!("{ENV_DIR}/{e}"));
+            if let Some(f) = &env_file {
+                let planned = steps
+                    .iter()
+                    .any(|s| matches!(s, Step::File { path, .. } if path == f));
+                if !planned {
+                    bail!(
+                        "units/catalog.yaml: task {}: env file {f} is not written on a {role} host",
+                        t.name
+                    );
+                }
+            }
+            let render = |w: &String| units.render_str(w, ctx);
+            (
+                TaskAction::Container {
+                    image,
+                    command: ct.command.iter().map(render).collect::<Result<_>>()?,
+                    env_file,
+                    volumes: ct.volumes.iter().map(render).collect::<Result<_>>()?,
+                },
+                Vec::new(),
+            )
+        } else {
+            let secret_key = settings
+                .bucket_secret_key
+                .clone()
+                .unwrap_or_else(|| crate::config::Secret::new(""));
+            let root_password = settings
+                .s3_http_admin_pass
+                .clone()
+                .unwrap_or_else(|| crate::config::Secret::new(""));
+            let secrets = vec![
+                secret_key.expose().to_string(),
+                root_password.expose().to_string(),
+            ];
+            (
+                TaskAction::S3Bootstrap {
+                    endpoint: "http://127.0.0.1:9000".into(),
+                    region: settings.bucket_region.clone(),
+                    bucket: settings.bucket_name.clone(),
+                    access_key: settings.bucket_access_key.clone(),
+                    secret_key,
+                    root_user: settings.s3_http_admin_user.clone(),
+                    root_password,
+                },
+                secrets,
+            )
+        };
+        // Secrets serialize as <redacted>: they enter the fingerprint through their own hash, and the
+        // fingerprint only lives in state.json (0600 root).
+        let mut h = Sha256::new();
+        h.update(serde_json::to_vec(&action)?);
+        for s in &secrets {
+            h.update(Sha256::digest(s.as_bytes()));
+        }
+        out.push((
+            at,
+            PlannedTask {
+                name: t.name.clone(),
+                description: t.description.clone(),
+                run: t.run,
+                after,
+                before,
+                timeout_s: t.timeout_s,
+                attempts: t.attempts,
+                retry_delay_s: t.retry_delay_s,
+                action,
+                fingerprint: hex::encode(h.finalize()),
+                notice: t.notice.clone(),
+            },
+        ));
+    }
+    out.sort_by_key(|(at, _)| *at);
+    Ok(out)
 }
 
 /// Tidy a rendered unit: no trailing spaces, no blank line inside a `\` continuation (systemd would end

@@ -29,6 +29,101 @@ pub struct PlannedComponent {
     pub files: Vec<String>,
     /// Its failure makes the host degraded, not failed (catalog `optional:`).
     pub optional: bool,
+    /// The container's name (probes and call counts run inside it).
+    pub container: String,
+    /// How omlboot tells it works, once its unit is active.
+    pub probe: Option<Probe>,
+}
+
+/// A component's health probe, rendered for this host.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Probe {
+    Tcp {
+        address: String,
+        deadline_s: u64,
+    },
+    Http {
+        url: String,
+        status: u16,
+        deadline_s: u64,
+    },
+    Exec {
+        container: String,
+        command: Vec<String>,
+        deadline_s: u64,
+    },
+}
+
+impl Probe {
+    pub fn deadline(&self) -> std::time::Duration {
+        let s = match self {
+            Probe::Tcp { deadline_s, .. }
+            | Probe::Http { deadline_s, .. }
+            | Probe::Exec { deadline_s, .. } => *deadline_s,
+        };
+        std::time::Duration::from_secs(s)
+    }
+    /// One line for tables and status.
+    pub fn describe(&self) -> String {
+        match self {
+            Probe::Tcp { address, .. } => format!("tcp {address}"),
+            Probe::Http { url, status, .. } => format!("http {url} → {status}"),
+            Probe::Exec { command, .. } => format!("exec {}", command.join(" ")),
+        }
+    }
+}
+
+/// A bootstrap task, rendered for this host.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedTask {
+    pub name: String,
+    pub description: String,
+    pub run: crate::catalog::tasks::RunWhen,
+    /// Components of this host it waits for (active and probed).
+    pub after: Vec<String>,
+    /// Components of this host it blocks when it fails.
+    pub before: Vec<String>,
+    pub timeout_s: u64,
+    pub attempts: u32,
+    pub retry_delay_s: u64,
+    pub action: TaskAction,
+    /// sha256 of the task's inputs (secrets only through their own hash): `run: inputs_change` compares it.
+    pub fingerprint: String,
+    /// For the operator once it has run.
+    pub notice: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TaskAction {
+    /// `podman run --rm --network=host [--env-file F] [-v V]... IMAGE COMMAND...`
+    Container {
+        image: String,
+        command: Vec<String>,
+        env_file: Option<String>,
+        volumes: Vec<String>,
+    },
+    /// Bucket, application user and its readwrite policy on the host's MinIO.
+    S3Bootstrap {
+        endpoint: String,
+        region: String,
+        bucket: String,
+        access_key: String,
+        secret_key: crate::config::Secret,
+        root_user: String,
+        root_password: crate::config::Secret,
+    },
+}
+
+impl TaskAction {
+    /// The image it runs from, if any.
+    pub fn image(&self) -> Option<&str> {
+        match self {
+            TaskAction::Container { image, .. } => Some(image),
+            TaskAction::S3Bootstrap { .. } => None,
+        }
+    }
 }
 
 /// One step. Files carry their content for `render`/`apply`, but it is never serialized.
@@ -82,6 +177,8 @@ pub enum Step {
         unit: String,
         component: String,
     },
+    /// A bootstrap task: after the start steps of the units it needs, before those that need it.
+    Task(PlannedTask),
 }
 
 fn octal<S: serde::Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
@@ -104,6 +201,14 @@ impl Plan {
             .filter(|c| c.optional)
             .map(|c| c.name.as_str())
             .collect()
+    }
+
+    /// The bootstrap tasks, in plan order.
+    pub fn tasks(&self) -> impl Iterator<Item = &PlannedTask> {
+        self.steps.iter().filter_map(|s| match s {
+            Step::Task(t) => Some(t),
+            _ => None,
+        })
     }
 
     /// Human-readable table, one line per step.
@@ -183,6 +288,20 @@ impl Plan {
                 Step::Start { unit, component } => {
                     ("start".into(), unit.clone(), component.clone())
                 }
+                Step::Task(t) => (
+                    "task".into(),
+                    t.name.clone(),
+                    format!(
+                        "{} {}",
+                        t.run,
+                        match &t.action {
+                            TaskAction::Container { command, .. } => command.join(" "),
+                            TaskAction::S3Bootstrap {
+                                bucket, endpoint, ..
+                            } => format!("bucket {bucket} at {endpoint}"),
+                        }
+                    ),
+                ),
             })
             .collect();
         let w1 = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
