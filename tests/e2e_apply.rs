@@ -6,8 +6,8 @@
 mod harness;
 
 use harness::scenario::{
-    assert_units_active, component_units, first_boot_seconds, repo_file, state_json, status_json,
-    step_seconds, test_overrides,
+    assert_units_active, component_units, first_boot_seconds, https_status, repo_file, sql,
+    state_json, status_json, step_seconds, test_overrides,
 };
 use harness::{GuestSpec, Lab, Nic, UserData};
 use std::collections::BTreeMap;
@@ -35,15 +35,128 @@ fn managed_mtimes(g: &harness::Guest) -> String {
     g.sh("stat -c '%n %Y %a %U' /etc/default/*.env /etc/default/*.yml /etc/default/*.conf /etc/systemd/system/*.service /etc/omnileads/certs/* /var/lib/omlboot/secrets.yaml 2>/dev/null | sort")
 }
 
-/// First-boot time (cloud-init start to omlboot done) with omlboot's images and packages steps.
+/// First-boot time (cloud-init start to omlboot done) with omlboot's images and packages steps, and
+/// the bootstrap tasks and probes.
 fn first_boot_figures(g: &harness::Guest) -> String {
     let state = state_json(g);
+    let prefixed = |prefix: &str| -> f64 {
+        state["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["name"].as_str().unwrap_or("").starts_with(prefix))
+            .map(|s| s["duration_ms"].as_f64().unwrap())
+            .sum::<f64>()
+            / 1000.0
+    };
     format!(
-        "first-boot-seconds={:.0} (cloud-init start to omlboot done; images step {:.0}s, packages {:.0}s)",
+        "first-boot-seconds={:.0} (cloud-init start to omlboot done; images step {:.0}s, packages {:.0}s, bootstrap tasks {:.0}s, probes {:.0}s summed over components)",
         first_boot_seconds(g),
         step_seconds(&state, "images"),
         step_seconds(&state, "packages"),
+        prefixed("task "),
+        prefixed("probe "),
     )
+}
+
+/// The host's private address as omlboot planned it (what a user types in the browser on a LAN).
+fn guest_address(g: &harness::Guest) -> String {
+    let plan: serde_json::Value =
+        serde_json::from_str(&g.sh("omlboot plan --format json 2>/dev/null")).expect("plan JSON");
+    plan["host"]["private_ip"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The repository's units/ into the guest at `dest`, with one bootstrap task taken out of the catalog.
+fn copy_units_without_task(g: &harness::Guest, dest: &str, task: &str) {
+    let root = harness::artifacts::repo_root().join("units");
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let rel = p
+                .strip_prefix(&root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let mut text = std::fs::read_to_string(&p).unwrap();
+            if rel == "catalog.yaml" {
+                let start = text
+                    .find(&format!("\n  - name: {task}\n"))
+                    .unwrap_or_else(|| panic!("no task {task} in the catalog"));
+                let body = &text[start + 1..];
+                let len = body[1..]
+                    .find("\n  - name: ")
+                    .or_else(|| body.find("\n\n"))
+                    .map(|l| l + 1)
+                    .unwrap();
+                text = format!("{}{}", &text[..start + 1], &body[len + 1..]);
+                assert!(!text.contains(&format!("name: {task}\n")));
+            }
+            g.sh(&format!("mkdir -p \"$(dirname {dest}/{rel})\""));
+            g.write_file(&format!("{dest}/{rel}"), text.as_bytes())
+                .unwrap();
+        }
+    }
+}
+
+/// What an operator sees: the login redirect on the host's address, the schema and the admin user in
+/// the database, the static files behind nginx, a recording-bucket object written with the app's
+/// credentials; and every task ran once, every probe passed.
+fn assert_working_contact_center(g: &harness::Guest) {
+    let address = guest_address(g);
+    assert!(!address.is_empty(), "no private IP in the plan");
+    assert_eq!(
+        https_status(g, &address),
+        "302",
+        "https://{address}/ must redirect to the login"
+    );
+    assert_eq!(
+        sql(g, "SELECT count(*) FROM auth_user WHERE username = 'admin'"),
+        "1"
+    );
+    assert_eq!(sql(g, "SELECT count(*) FROM e2e_admin_resets"), "1");
+    assert!(
+        sql(g, "SELECT count(*) FROM django_migrations")
+            .parse::<u32>()
+            .unwrap()
+            >= 1
+    );
+    let static_file = g.sh(&format!(
+        "curl -k -s --max-time 20 https://{address}/static/e2e/collected.txt"
+    ));
+    assert!(
+        !static_file.trim().is_empty(),
+        "nginx serves the collected static files"
+    );
+    // uwsgi wrote and read back an object with AWS_ACCESS_KEY_ID/SECRET: MinIO (the stand-in) only
+    // lets a user that omlboot created and gave the readwrite policy do that.
+    let objects = g.sh("find /var/lib/containers/storage/volumes/oml_minio/_data -type f | grep -c e2e-uwsgi || true");
+    assert!(
+        objects.trim().parse::<u32>().unwrap_or(0) >= 1,
+        "no object written by uwsgi in the bucket"
+    );
+    let state = state_json(g);
+    for (name, t) in state["tasks"].as_object().expect("tasks in state") {
+        assert_eq!(t["outcome"], "succeeded", "task {name}: {t:#}");
+    }
+    for (name, c) in state["components"].as_object().unwrap() {
+        if let Some(p) = c.get("probe") {
+            assert_eq!(p["passed"], true, "probe of {name}: {p:#}");
+        }
+    }
+    let table = g.exec("omlboot status").unwrap();
+    assert!(
+        table.stdout.contains("admin/admin"),
+        "status reminds the operator: {}",
+        table.stdout
+    );
 }
 
 #[test]
@@ -67,6 +180,7 @@ fn apply_aio_converges_reruns_change_nothing_and_one_change_restarts_one_compone
             && containers.iter().any(|c| c == "oml-uwsgi-server"),
         "{containers:?}"
     );
+    assert_working_contact_center(g);
 
     // Env files and modes are exactly what `render` produces for the same config (and the kept secrets).
     let diff = g.exec("rm -rf /tmp/r && omlboot render --out /tmp/r >/dev/null 2>&1 && for f in /tmp/r/etc/default/* /tmp/r/etc/systemd/system/*; do h=${f#/tmp/r}; cmp -s \"$f\" \"$h\" || echo \"DIFF $h\"; [ \"$(stat -c %a \"$f\")\" = \"$(stat -c %a \"$h\")\" ] || echo \"MODE $h\"; done").unwrap();
@@ -100,8 +214,10 @@ fn apply_aio_converges_reruns_change_nothing_and_one_change_restarts_one_compone
     );
     assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
     assert!(
-        !again.stderr.contains(" changed ") && !again.stderr.contains(" restarted "),
-        "a converged re-run must change nothing:\n{}",
+        !again.stderr.contains(" changed ")
+            && !again.stderr.contains(" restarted ")
+            && !again.stderr.contains(" done "),
+        "a converged re-run must change nothing and run no task:\n{}",
         again.stderr
     );
     assert_eq!(
@@ -142,6 +258,58 @@ fn apply_aio_converges_reruns_change_nothing_and_one_change_restarts_one_compone
             );
         }
     }
+
+    // A new omlapp image: the migrations run once more (the admin reset never again), and only the
+    // units of that image restart.
+    let before_units = snapshot(g, &units);
+    let migrations = sql(g, "SELECT count(*) FROM django_migrations");
+    let new_image = "localhost:5000/omnileads/omlapp:e2e-2";
+    let up = g
+        .exec_timeout(
+            &format!("omlboot apply --set kamailio_shm_size=128 --set omnileads_img={new_image}"),
+            Duration::from_secs(900),
+        )
+        .unwrap();
+    assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
+    assert_ne!(sql(g, "SELECT count(*) FROM django_migrations"), migrations);
+    assert_eq!(sql(g, "SELECT count(*) FROM e2e_admin_resets"), "1");
+    let omlapp_units = ["omnileads.service", "daphne.service", "omlcron.service"];
+    for (u, (n, ts, state)) in &snapshot(g, &units) {
+        let (n0, ts0, _) = &before_units[u];
+        assert_eq!(state, "active", "{u}");
+        if omlapp_units.contains(&u.as_str()) {
+            assert_ne!(ts, ts0, "{u} runs the new image: it must have restarted");
+        } else {
+            assert_eq!(
+                (n, ts),
+                (n0, ts0),
+                "{u} restarted but its image did not change"
+            );
+        }
+    }
+    assert_working_contact_center(g);
+
+    // The test bed sees a missing bootstrap: the same change back, with the migrations task taken out
+    // of a copy of the catalog and the schema dropped, fails and names why.
+    copy_units_without_task(g, "/tmp/units", "django_migrations");
+    sql(g, "DROP TABLE django_migrations");
+    let broken = g
+        .exec_timeout(
+            "omlboot apply --units /tmp/units --set kamailio_shm_size=128",
+            Duration::from_secs(900),
+        )
+        .unwrap();
+    assert_eq!(
+        broken.code, 1,
+        "without the migrations the host must fail:\n{}\n{}",
+        broken.stdout, broken.stderr
+    );
+    assert!(
+        broken.stdout.contains("omnileads")
+            && (broken.stdout.contains("probe FAILED") || broken.stdout.contains("failed")),
+        "status must name the component that does not work: {}",
+        broken.stdout
+    );
 }
 
 #[test]

@@ -120,3 +120,24 @@ pub fn step_seconds(state: &Value, name: &str) -> f64 {
         .sum::<f64>()
         / 1000.0
 }
+
+/// A query on the host's PostgreSQL as the application logs in (django.env's PG* values), one value
+/// per line (`psql -tA`).
+pub fn sql(g: &Guest, query: &str) -> String {
+    let cmd = format!(
+        "env_of() {{ grep \"^$1=\" /etc/default/django.env | cut -d= -f2-; }}; \
+         podman exec -e PGPASSWORD=\"$(env_of PGPASSWORD)\" oml-postgresql-server \
+         psql -h 127.0.0.1 -p \"$(env_of PGPORT)\" -U \"$(env_of PGUSER)\" -d \"$(env_of PGDATABASE)\" -tAc {}",
+        super::sh_quote(query)
+    );
+    g.sh(&cmd).trim().to_string()
+}
+
+/// What a user sees first: the HTTP status of `https://<address>/` (the login redirect is 302).
+pub fn https_status(g: &Guest, address: &str) -> String {
+    g.sh(&format!(
+        "curl -k -s -o /dev/null -w '%{{http_code}}' --max-time 20 https://{address}/"
+    ))
+    .trim()
+    .to_string()
+}
