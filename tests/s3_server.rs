@@ -1,0 +1,261 @@
+//! The S3 client against a real S3 server on 127.0.0.1 (s3s + s3s-fs, in process) that checks
+//! every SigV4 signature: buckets, objects, multipart, a refused secret, an interrupted upload.
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use omlboot::s3::{Change, Client, ClientConfig};
+use sha2::{Digest, Sha256};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+const AK: &str = "omlboot-test-ak";
+const SK: &str = "omlboot-test-secret-key-1234";
+const BUCKET: &str = "omnileads";
+
+struct Server {
+    addr: SocketAddr,
+    /// Part uploads seen, so a test knows the interruption happened where it meant.
+    parts: Arc<AtomicU32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// An s3s-fs server over `root`. With `drop_from_part = Some(n)`, the connection carrying part
+/// n (and any later part) is dropped without an answer, as when the server dies mid-upload.
+async fn start(root: &Path, drop_from_part: Option<u32>) -> Server {
+    let fs = s3s_fs::FileSystem::new(root).unwrap();
+    let mut b = s3s::service::S3ServiceBuilder::new(fs);
+    b.set_auth(s3s::auth::SimpleAuth::from_single(AK, SK));
+    let s3 = b.build().into_shared();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let parts = Arc::new(AtomicU32::new(0));
+    let seen = parts.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                return;
+            };
+            let s3 = s3.clone();
+            let seen = seen.clone();
+            let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let s3 = s3.clone();
+                let part: Option<u32> = req
+                    .uri()
+                    .query()
+                    .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("partNumber=")))
+                    .and_then(|n| n.parse().ok());
+                if part.is_some() {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                }
+                let drop_it = matches!((part, drop_from_part), (Some(p), Some(d)) if p >= d);
+                async move {
+                    if drop_it {
+                        return Err(s3s::s3_error!(InternalError, "test: connection dropped"));
+                    }
+                    hyper::service::Service::call(&s3, req).await
+                }
+            });
+            tokio::spawn(async move {
+                let _ = ConnBuilder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(socket), svc)
+                    .await;
+            });
+        }
+    });
+    Server { addr, parts, task }
+}
+
+fn client(addr: SocketAddr, secret: &str) -> Client {
+    let mut cfg = ClientConfig::new(&format!("http://{addr}"), "us-east-1", AK, secret);
+    cfg.multipart_threshold = 5 * 1024 * 1024;
+    cfg.part_size = 5 * 1024 * 1024;
+    Client::new(cfg).unwrap()
+}
+
+fn sha(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+#[tokio::test]
+async fn bucket_create_is_idempotent_and_objects_round_trip() {
+    let root = tempfile::tempdir().unwrap();
+    let srv = start(root.path(), None).await;
+    let c = client(srv.addr, SK);
+
+    assert!(!c.head_bucket(BUCKET).await.unwrap());
+    assert_eq!(c.create_bucket(BUCKET).await.unwrap(), Change::Created);
+    assert_eq!(
+        c.create_bucket(BUCKET).await.unwrap(),
+        Change::AlreadyPresent
+    );
+    assert!(c.head_bucket(BUCKET).await.unwrap());
+
+    // A key with a slash, a space and a plus: S3's encoding rules, signed and sent alike.
+    let key = "recordings/2026-12/call 1+2.wav";
+    c.put_object(BUCKET, key, b"RIFF....WAVE".to_vec())
+        .await
+        .unwrap();
+    c.put_object(BUCKET, "other/x.txt", b"x".to_vec())
+        .await
+        .unwrap();
+
+    let meta = c
+        .head_object(BUCKET, key)
+        .await
+        .unwrap()
+        .expect("object exists");
+    assert_eq!(meta.size, 12);
+    assert_eq!(
+        c.head_object(BUCKET, "recordings/none").await.unwrap(),
+        None
+    );
+
+    let mut got = Vec::new();
+    assert_eq!(c.get_object(BUCKET, key, &mut got).await.unwrap(), 12);
+    assert_eq!(got, b"RIFF....WAVE");
+
+    let listed = c.list_objects(BUCKET, "recordings/").await.unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .map(|o| (o.key.as_str(), o.size))
+            .collect::<Vec<_>>(),
+        vec![(key, 12)]
+    );
+    assert_eq!(c.list_objects(BUCKET, "").await.unwrap().len(), 2);
+
+    c.delete_object(BUCKET, key).await.unwrap();
+    assert_eq!(c.head_object(BUCKET, key).await.unwrap(), None);
+    assert!(c
+        .list_objects(BUCKET, "recordings/")
+        .await
+        .unwrap()
+        .is_empty());
+
+    let err = c
+        .get_object(BUCKET, key, &mut Vec::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("NoSuchKey"), "{err}");
+    let text = err.to_string();
+    assert!(text.contains("get object") && text.contains(key), "{text}");
+}
+
+#[tokio::test]
+async fn large_file_goes_up_in_parts_and_comes_back_identical() {
+    let root = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let srv = start(root.path(), None).await;
+    let c = client(srv.addr, SK);
+    c.create_bucket(BUCKET).await.unwrap();
+
+    let data: Vec<u8> = (0..12 * 1024 * 1024 + 3)
+        .map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    let src = work.path().join("backup.tar.zst");
+    std::fs::write(&src, &data).unwrap();
+
+    let n = c
+        .put_object_from_file(BUCKET, "backups/full.tar.zst", &src)
+        .await
+        .unwrap();
+    assert_eq!(n, data.len() as u64);
+    assert_eq!(srv.parts.load(Ordering::SeqCst), 3, "12 MiB in 5 MiB parts");
+
+    let listed = c.list_objects(BUCKET, "backups/").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].size, data.len() as u64);
+
+    let dst = work.path().join("restored.tar.zst");
+    c.get_object_to_file(BUCKET, "backups/full.tar.zst", &dst)
+        .await
+        .unwrap();
+    assert_eq!(sha(&std::fs::read(&dst).unwrap()), sha(&data));
+    assert!(!work.path().join(".restored.tar.zst.part").exists());
+
+    // Under the threshold: one PUT, no parts.
+    let small = work.path().join("small");
+    std::fs::write(&small, b"small").unwrap();
+    c.put_object_from_file(BUCKET, "backups/small", &small)
+        .await
+        .unwrap();
+    assert_eq!(srv.parts.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn wrong_secret_is_refused_with_a_clear_error_that_hides_the_secret() {
+    let root = tempfile::tempdir().unwrap();
+    let srv = start(root.path(), None).await;
+    client(srv.addr, SK).create_bucket(BUCKET).await.unwrap();
+
+    let wrong = "wrong-secret-value-987";
+    let err = client(srv.addr, wrong)
+        .put_object(BUCKET, "k", b"v".to_vec())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("SignatureDoesNotMatch"), "{err}");
+    assert_eq!(err.status(), Some(403));
+    assert!(err.is_bad_credentials());
+    let shown = format!("{err} {err:?}");
+    assert!(shown.contains("put object omnileads/k"), "{shown}");
+    assert!(!shown.contains(wrong) && !shown.contains(SK), "{shown}");
+}
+
+#[tokio::test]
+async fn interrupted_multipart_upload_leaves_no_listed_object() {
+    let root = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let srv = start(root.path(), Some(2)).await;
+    let c = client(srv.addr, SK);
+    c.create_bucket(BUCKET).await.unwrap();
+    let src = work.path().join("big");
+    std::fs::write(&src, vec![7u8; 11 * 1024 * 1024]).unwrap();
+
+    let err = c
+        .put_object_from_file(BUCKET, "backups/big", &src)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("upload part omnileads/backups/big"),
+        "{err}"
+    );
+    assert_eq!(
+        srv.parts.load(Ordering::SeqCst),
+        2,
+        "part 1 stored, part 2 dropped"
+    );
+
+    assert!(c.list_objects(BUCKET, "").await.unwrap().is_empty());
+    assert_eq!(c.head_object(BUCKET, "backups/big").await.unwrap(), None);
+
+    // The same server, restarted without the fault, still lists nothing under that key.
+    drop(srv);
+    let srv = start(root.path(), None).await;
+    assert!(client(srv.addr, SK)
+        .list_objects(BUCKET, "")
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn unreachable_endpoint_fails_fast_and_names_the_operation() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let err = client(addr, SK).head_bucket(BUCKET).await.unwrap_err();
+    assert!(
+        err.to_string().starts_with("head bucket omnileads: "),
+        "{err}"
+    );
+}
