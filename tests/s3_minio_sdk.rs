@@ -153,9 +153,12 @@ for line in sys.stdin.read().splitlines():
     print(h["Authorization"])
 "#;
 
+/// method, decoded path, decoded query, region, body
+type SignCase<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, &'a str, &'a [u8]);
+
 #[test]
 fn sigv4_matches_the_sdk_signer() {
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, &str, &[u8])> = vec![
+    let cases: Vec<SignCase> = vec![
         ("GET", "/", vec![], "us-east-1", b""),
         ("PUT", "/omnileads", vec![], "us-east-1", b""),
         (
