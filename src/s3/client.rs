@@ -307,6 +307,17 @@ impl Client {
         }
     }
 
+    /// Proves these credentials may list the bucket. A GET, not a HEAD: a refusal then comes with
+    /// its error code (`SignatureDoesNotMatch` vs `AccessDenied`), which a HEAD answer has no
+    /// body to carry.
+    pub async fn check_access(&self, bucket: &str) -> Result<(), S3Error> {
+        check_bucket(bucket)?;
+        let call = Call::new("check access", bucket, Method::GET, format!("/{bucket}"))
+            .query("list-type", "2")
+            .query("max-keys", "1");
+        self.send_ok(&call).await.map(drop)
+    }
+
     pub async fn put_object(&self, bucket: &str, key: &str, body: Vec<u8>) -> Result<(), S3Error> {
         let call = object_call("put object", bucket, key, Method::PUT)?.body(body);
         self.send_ok(&call).await.map(drop)

@@ -87,15 +87,8 @@ pub async fn bootstrap(
     };
     // user-info never shows the secret: an existing user proves its key by using it.
     if user == Change::AlreadyPresent {
-        match app.head_bucket(bucket).await {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(S3Error::Protocol {
-                    op: "bootstrap",
-                    target: bucket.to_string(),
-                    detail: "bucket not visible to the application user".into(),
-                })
-            }
+        match app.check_access(bucket).await {
+            Ok(()) => {}
             Err(e) if e.is_bad_credentials() => {
                 admin.add_user(app_access_key, app_secret_key).await?;
                 user = Change::Updated;
