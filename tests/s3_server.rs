@@ -259,3 +259,46 @@ async fn unreachable_endpoint_fails_fast_and_names_the_operation() {
         "{err}"
     );
 }
+
+/// s3s-fs answers every listing in one page, so pagination is checked against a server that
+/// answers two pages and records the query of each request.
+#[tokio::test]
+async fn listing_follows_continuation_tokens() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let mut buf = vec![0u8; 8192];
+            let n = sock.read(&mut buf).await.unwrap();
+            let head = String::from_utf8_lossy(&buf[..n]).to_string();
+            let target = head.split(' ').nth(1).unwrap().to_string();
+            let page = if target.contains("continuation-token=") {
+                "<Contents><Key>b/2 &amp; 3</Key><Size>2</Size></Contents><IsTruncated>false</IsTruncated>"
+            } else {
+                "<Contents><Key>b/1</Key><Size>1</Size><ETag>&quot;x&quot;</ETag></Contents>\
+                 <IsTruncated>true</IsTruncated><NextContinuationToken>tok/+=</NextContinuationToken>"
+            };
+            log.lock().unwrap().push(target);
+            let body =
+                format!("<?xml version=\"1.0\"?><ListBucketResult>{page}</ListBucketResult>");
+            let resp = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            sock.write_all(resp.as_bytes()).await.unwrap();
+        }
+    });
+    let objs = client(addr, SK).list_objects(BUCKET, "b/").await.unwrap();
+    let keys: Vec<(&str, u64)> = objs.iter().map(|o| (o.key.as_str(), o.size)).collect();
+    assert_eq!(keys, [("b/1", 1), ("b/2 & 3", 2)]);
+    assert_eq!(objs[0].etag.as_deref(), Some("\"x\""));
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(
+        seen[1],
+        "/omnileads?continuation-token=tok%2F%2B%3D&list-type=2&prefix=b%2F"
+    );
+}

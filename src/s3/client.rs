@@ -48,7 +48,7 @@ impl ClientConfig {
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(120),
             download_timeout: Duration::from_secs(6 * 3600),
-            multipart_threshold: 64 * 1024 * 1024,
+            multipart_threshold: 16 * 1024 * 1024,
             part_size: 16 * 1024 * 1024,
         }
     }
