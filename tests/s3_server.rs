@@ -253,44 +253,87 @@ async fn unreachable_endpoint_fails_fast_and_names_the_operation() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let err = client(addr, SK).head_bucket(BUCKET).await.unwrap_err();
+    let err = fast_retries(addr, 1).head_bucket(BUCKET).await.unwrap_err();
     assert!(
         err.to_string().starts_with("head bucket omnileads: "),
         "{err}"
     );
 }
 
-/// s3s-fs answers every listing in one page, so pagination is checked against a server that
-/// answers two pages and records the query of each request.
-#[tokio::test]
-async fn listing_follows_continuation_tokens() {
+/// Answers `responses` in order, one per connection, and records each request's head.
+async fn scripted(responses: Vec<String>) -> (SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let log = seen.clone();
     tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
+        for resp in responses {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                return;
+            };
             let mut buf = vec![0u8; 8192];
             let n = sock.read(&mut buf).await.unwrap();
-            let head = String::from_utf8_lossy(&buf[..n]).to_string();
-            let target = head.split(' ').nth(1).unwrap().to_string();
-            let page = if target.contains("continuation-token=") {
-                "<Contents><Key>b/2 &amp; 3</Key><Size>2</Size></Contents><IsTruncated>false</IsTruncated>"
-            } else {
-                "<Contents><Key>b/1</Key><Size>1</Size><ETag>&quot;x&quot;</ETag></Contents>\
-                 <IsTruncated>true</IsTruncated><NextContinuationToken>tok/+=</NextContinuationToken>"
-            };
-            log.lock().unwrap().push(target);
-            let body =
-                format!("<?xml version=\"1.0\"?><ListBucketResult>{page}</ListBucketResult>");
-            let resp = format!(
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
+            log.lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&buf[..n]).to_string());
             sock.write_all(resp.as_bytes()).await.unwrap();
         }
     });
+    (addr, seen)
+}
+
+fn http(status: &str, extra: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
+        body.len()
+    )
+}
+
+fn target(head: &str) -> &str {
+    head.split(' ').nth(1).unwrap()
+}
+
+/// `YYYYMMDDTHHMMSSZ` as an HTTP date.
+fn http_date(t: &str) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS[t[4..6].parse::<usize>().unwrap() - 1];
+    format!(
+        "Xxx, {} {month} {} {}:{}:{} GMT",
+        &t[6..8],
+        &t[..4],
+        &t[9..11],
+        &t[11..13],
+        &t[13..15]
+    )
+}
+
+fn fast_retries(addr: SocketAddr, retries: u32) -> Client {
+    let mut cfg = ClientConfig::new(&format!("http://{addr}"), "us-east-1", AK, SK);
+    cfg.retries = retries;
+    cfg.retry_backoff = std::time::Duration::from_millis(10);
+    Client::new(cfg).unwrap()
+}
+
+/// s3s-fs answers every listing in one page, so pagination is checked against a server that
+/// answers two pages.
+#[tokio::test]
+async fn listing_follows_continuation_tokens() {
+    let page = |p: &str| {
+        http(
+            "200 OK",
+            "",
+            &format!("<?xml version=\"1.0\"?><ListBucketResult>{p}</ListBucketResult>"),
+        )
+    };
+    let (addr, seen) = scripted(vec![
+        page("<Contents><Key>b/1</Key><Size>1</Size><ETag>&quot;x&quot;</ETag></Contents>\
+              <IsTruncated>true</IsTruncated><NextContinuationToken>tok/+=</NextContinuationToken>"),
+        page("<Contents><Key>b/2 &amp; 3</Key><Size>2</Size></Contents><IsTruncated>false</IsTruncated>"),
+    ])
+    .await;
     let objs = client(addr, SK).list_objects(BUCKET, "b/").await.unwrap();
     let keys: Vec<(&str, u64)> = objs.iter().map(|o| (o.key.as_str(), o.size)).collect();
     assert_eq!(keys, [("b/1", 1), ("b/2 & 3", 2)]);
@@ -298,7 +341,70 @@ async fn listing_follows_continuation_tokens() {
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 2);
     assert_eq!(
-        seen[1],
+        target(&seen[1]),
         "/omnileads?continuation-token=tok%2F%2B%3D&list-type=2&prefix=b%2F"
+    );
+}
+
+#[tokio::test]
+async fn a_starting_server_503_is_retried_and_then_given_up() {
+    let busy = || {
+        http(
+            "503 Service Unavailable",
+            "",
+            "<Error><Code>XMinioServerNotInitialized</Code><Message>starting</Message></Error>",
+        )
+    };
+    let (addr, seen) = scripted(vec![busy(), busy(), http("200 OK", "", "")]).await;
+    assert!(fast_retries(addr, 4).head_bucket(BUCKET).await.unwrap());
+    assert_eq!(seen.lock().unwrap().len(), 3);
+
+    let (addr, _) = scripted(vec![busy(), busy()]).await;
+    let err = fast_retries(addr, 1)
+        .create_bucket(BUCKET)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("XMinioServerNotInitialized"), "{err}");
+}
+
+#[tokio::test]
+async fn a_skewed_clock_is_corrected_from_the_server_date() {
+    let ahead = omlboot::s3::sigv4::unix_now() + 3600;
+    let t = omlboot::s3::sigv4::AmzDate::from_unix(ahead).timestamp;
+    let date = format!("Date: {}\r\n", http_date(&t));
+    let skewed = "<Error><Code>RequestTimeTooSkewed</Code><Message>too skewed</Message></Error>";
+    let (addr, seen) = scripted(vec![
+        http("403 Forbidden", &date, skewed),
+        http("200 OK", "", ""),
+        http("200 OK", "", ""),
+    ])
+    .await;
+    let c = fast_retries(addr, 0);
+    assert!(c.head_bucket(BUCKET).await.unwrap());
+    assert!(
+        c.head_bucket(BUCKET).await.unwrap(),
+        "the offset is kept for later calls"
+    );
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 3);
+    let sent = |head: &str| {
+        let line = head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("x-amz-date:"))
+            .unwrap();
+        let ts = line.split(':').nth(1).unwrap().trim().to_string();
+        ts
+    };
+    let unix = |ts: &str| omlboot::s3::sigv4::parse_http_date(&http_date(ts)).unwrap();
+    for head in &seen[1..] {
+        let ts = sent(head);
+        assert!(
+            unix(&ts).abs_diff(ahead) < 120,
+            "signed at {ts}, server time {t}"
+        );
+    }
+    assert!(
+        unix(&sent(&seen[0])).abs_diff(ahead) > 3000,
+        "first attempt used the local clock"
     );
 }

@@ -6,6 +6,8 @@ use crate::config::Secret;
 use reqwest::{Method, Response, StatusCode, Url};
 use serde::Deserialize;
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
@@ -31,6 +33,10 @@ pub struct ClientConfig {
     /// At least 5 MiB (S3's minimum for every part but the last); grown for huge files so
     /// no upload needs more than 10 000 parts.
     pub part_size: u64,
+    /// Extra attempts after a refused connection or a 503.
+    pub retries: u32,
+    /// Delay before the first retry; doubled for each next one.
+    pub retry_backoff: Duration,
 }
 
 impl ClientConfig {
@@ -50,6 +56,8 @@ impl ClientConfig {
             download_timeout: Duration::from_secs(6 * 3600),
             multipart_threshold: 16 * 1024 * 1024,
             part_size: 16 * 1024 * 1024,
+            retries: 4,
+            retry_backoff: Duration::from_millis(500),
         }
     }
 
@@ -138,6 +146,8 @@ pub struct Client {
     cfg: ClientConfig,
     http: reqwest::Client,
     base: Url,
+    /// Server clock minus ours, in seconds, once a refusal showed they differ.
+    clock_offset: Arc<AtomicI64>,
 }
 
 impl Client {
@@ -162,7 +172,12 @@ impl Client {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| S3Error::Invalid(format!("HTTP client: {e}")))?;
-        Ok(Client { cfg, http, base })
+        Ok(Client {
+            cfg,
+            http,
+            base,
+            clock_offset: Arc::new(AtomicI64::new(0)),
+        })
     }
 
     pub fn config(&self) -> &ClientConfig {
@@ -178,11 +193,65 @@ impl Client {
     }
 
     /// Signs and sends; any status comes back (callers decide what 404 means).
+    /// Signs and sends; any status comes back (callers decide what 404 means). Retries only
+    /// what the server cannot have acted on: a refused connection and 503 (MinIO says so while
+    /// it starts), with doubling delays. A 403 from a server whose clock is more than 5 minutes
+    /// from ours is signed again once with the server's time: a VM at first boot may not have
+    /// synced its clock yet, and S3 refuses requests more than 15 minutes off.
     pub(crate) async fn send(&self, call: &Call) -> Result<Response, S3Error> {
+        let mut delay = self.cfg.retry_backoff;
+        let mut attempt = 0;
+        let mut clock_fixed = false;
+        loop {
+            attempt += 1;
+            let last = attempt > self.cfg.retries;
+            let now = sigv4::unix_now() as i64 + self.clock_offset.load(Ordering::Relaxed);
+            match self
+                .send_once(call, &AmzDate::from_unix(now.max(0) as u64))
+                .await
+            {
+                Err(S3Error::Transport { source, .. }) if source.is_connect() && !last => {
+                    tracing::debug!(
+                        "{} {}: {source}; retrying in {delay:?}",
+                        call.op,
+                        call.target
+                    );
+                }
+                Ok(resp) if resp.status() == StatusCode::SERVICE_UNAVAILABLE && !last => {
+                    tracing::debug!("{} {}: 503; retrying in {delay:?}", call.op, call.target);
+                }
+                Ok(resp) if resp.status() == StatusCode::FORBIDDEN && !clock_fixed => {
+                    let server = resp
+                        .headers()
+                        .get("date")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(sigv4::parse_http_date);
+                    let Some(server) = server else {
+                        return Ok(resp);
+                    };
+                    let offset = server as i64 - sigv4::unix_now() as i64;
+                    if offset.abs() <= 300 {
+                        return Ok(resp);
+                    }
+                    tracing::warn!(
+                        "{}: the server's clock is {offset} s from ours; signing with its time",
+                        self.cfg.endpoint
+                    );
+                    self.clock_offset.store(offset, Ordering::Relaxed);
+                    clock_fixed = true;
+                    continue;
+                }
+                other => return other,
+            }
+            tokio::time::sleep(delay).await;
+            delay *= 2;
+        }
+    }
+
+    async fn send_once(&self, call: &Call, when: &AmzDate) -> Result<Response, S3Error> {
         let prefix = self.base.path().trim_end_matches('/');
         let path = format!("{prefix}{}", call.path);
         let payload_hash = sigv4::sha256_hex(&call.body);
-        let when = AmzDate::now();
         let headers = vec![
             ("host".to_string(), self.host_header()),
             ("x-amz-content-sha256".to_string(), payload_hash.clone()),
@@ -201,7 +270,7 @@ impl Client {
             region: &self.cfg.region,
             service: "s3",
         };
-        let auth = sigv4::authorization(&signer, &when, &req);
+        let auth = sigv4::authorization(&signer, when, &req);
         let mut url = format!(
             "{}://{}{}",
             self.base.scheme(),
@@ -217,7 +286,7 @@ impl Client {
             .http
             .request(call.method.clone(), url)
             .header("x-amz-content-sha256", payload_hash)
-            .header("x-amz-date", when.timestamp)
+            .header("x-amz-date", &when.timestamp)
             .header("authorization", auth);
         if let Some(t) = call.timeout {
             rb = rb.timeout(t);

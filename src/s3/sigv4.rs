@@ -53,13 +53,44 @@ pub struct AmzDate {
     pub date: String,
 }
 
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// An HTTP `Date` (`Sun, 06 Dec 2026 23:18:21 GMT`) as Unix seconds.
+pub fn parse_http_date(s: &str) -> Option<u64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    let m = MONTHS.iter().position(|x| x == month)? as i64 + 1;
+    let (d, y): (i64, i64) = (day.parse().ok()?, year.parse().ok()?);
+    let hms: Vec<u64> = time
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    let [h, mi, se] = hms.as_slice() else {
+        return None;
+    };
+    // Days from civil (H. Hinnant), the inverse of civil_from_days.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = u64::try_from(era * 146_097 + doe - 719_468).ok()?;
+    Some(days * 86_400 + h * 3600 + mi * 60 + se)
+}
+
 impl AmzDate {
     pub fn now() -> AmzDate {
-        let secs = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        AmzDate::from_unix(secs)
+        AmzDate::from_unix(unix_now())
     }
 
     pub fn from_unix(secs: u64) -> AmzDate {
@@ -387,6 +418,32 @@ mod tests {
             "20261231T235959Z"
         );
         assert!(AmzDate::parse("2013-05-24").is_none());
+        assert_eq!(
+            parse_http_date("Fri, 24 May 2013 00:00:00 GMT"),
+            Some(1_369_353_600)
+        );
+        assert_eq!(
+            parse_http_date("Tue, 29 Feb 2000 00:00:00 GMT"),
+            Some(951_782_400)
+        );
+        assert_eq!(
+            parse_http_date("Thu, 31 Dec 2026 23:59:59 GMT"),
+            Some(1_798_761_599)
+        );
+        assert_eq!(parse_http_date("yesterday"), None);
+        assert_eq!(
+            parse_http_date("Fri, 24 May 2013 00:00:00 GMT"),
+            Some(1_369_353_600)
+        );
+        assert_eq!(
+            parse_http_date("Tue, 29 Feb 2000 00:00:00 GMT"),
+            Some(951_782_400)
+        );
+        assert_eq!(
+            parse_http_date("Thu, 31 Dec 2026 23:59:59 GMT"),
+            Some(1_798_761_599)
+        );
+        assert_eq!(parse_http_date("yesterday"), None);
     }
 
     #[test]
