@@ -65,6 +65,15 @@ impl ClientConfig {
     pub fn aws_endpoint(region: &str) -> String {
         format!("https://s3.{region}.amazonaws.com")
     }
+
+    /// The endpoint for a `bucket_url` setting: `aws` means AWS in `region`, anything else is
+    /// the URL of an S3-compatible server.
+    pub fn endpoint_for_bucket_url(bucket_url: &str, region: &str) -> String {
+        match bucket_url.trim() {
+            "aws" => ClientConfig::aws_endpoint(region),
+            url => url.trim_end_matches('/').to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
