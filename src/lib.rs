@@ -13,6 +13,7 @@ pub mod exec;
 pub mod facts;
 pub mod fsutil;
 pub mod plan;
+pub mod s3;
 pub mod target;
 
 pub use error::{Code, Error, Result};
