@@ -189,7 +189,7 @@ fn standins_fail_like_the_real_images() {
     assert!(err.contains("FATAL") && err.contains("django_migrations"), "{err}");
 
     // A wrong PostgreSQL password is refused at once, loudly.
-    let o = bed.sh("$RUN --rm --env-file $W/envs/django.env -e PGPASSWORD=wrong $R/omnileads/omlapp:e2e /opt/omnileads/bin/init_daphne.sh");
+    let o = bed.sh("$RUN --rm --env-file $W/envs/django.env -e PGPASSWORD=wrong -e DAPHNE_PORT=8098 $R/omnileads/omlapp:e2e /opt/omnileads/bin/init_daphne.sh");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.code() == Some(1) && err.contains("password authentication failed"), "{err}");
 
