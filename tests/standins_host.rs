@@ -148,7 +148,7 @@ fn standins_fail_like_the_real_images() {
     // Load the images from the offline bundle (the :e2e archives and the extra tags' docker-archive).
     let t = Instant::now();
     bed.ok(&format!("mkdir -p $W/bundle && tar -xf {} -C $W/bundle", out.join("bundle.tar").display()));
-    for a in ["postgres", "redis", "nginx", "omlapp", "minio", "asterisk", "astami", "kamailio", "rtpengine"] {
+    for a in ["postgres", "redis", "nginx", "omlapp", "minio", "asterisk", "astami", "kamailio", "rtpengine", "fastagi", "websockets"] {
         bed.ok(&format!("$P load -q -i $W/bundle/archives/{a}.oci.tar"));
     }
     bed.ok("$P load -q -i $W/bundle/archives/extra-tags.docker.tar");
@@ -249,6 +249,21 @@ fn standins_fail_like_the_real_images() {
     bed.ok("$RUN -d --name kamailio --env-file $W/envs/kamailio.env $R/omnileads/kamailio:e2e");
     assert!(bed.wait("$N $P logs ami", "ready mode=astami", 30).contains("AMI login ok"));
     assert!(bed.wait("$N $P logs kamailio", "ready mode=kamailio", 30).contains("pong"));
+
+    // fastagi (PostgreSQL + Redis) and websockets (Redis from a redis:// URL) come up; websockets without Redis fails.
+    bed.env_file(
+        "fastagi.env",
+        "FASTAGI_HOSTNAME=127.0.0.1\nAMI_USER=omnileadsami\nAMI_PASSWORD=ami-secret\nASTERISK_HOSTNAME=127.0.0.1\nOMNILEADS_HOSTNAME=127.0.0.1\n\
+         PGHOST=127.0.0.1\nPGDATABASE=omnileads\nPGPORT=5432\nPGUSER=omnileads\nPGPASSWORD=pg-secret\nREDIS_HOSTNAME=127.0.0.1\nREDIS_PORT=6379\n",
+    );
+    bed.env_file("websockets.env", "BIND_ADDRESS=127.0.0.1:8000\nREDIS_HOST=redis://127.0.0.1\nEVENT_LOOP=uvloop\n");
+    bed.ok("$RUN -d --name fastagi --env-file $W/envs/fastagi.env $R/omnileads/fastagi:e2e python /app/fastagi.py");
+    bed.ok("$RUN -d --name websockets --env-file $W/envs/websockets.env $R/omnileads/websockets:e2e");
+    assert!(bed.wait("$N $P logs fastagi", "ready mode=fastagi", 60).contains("Redis at 127.0.0.1:6379: PONG"));
+    assert!(bed.wait("$N $P logs websockets", "ready mode=websockets", 30).contains("Redis at 127.0.0.1:6379: PONG"));
+    let o = bed.sh("$RUN --rm --env-file $W/envs/websockets.env -e REDIS_HOST=redis://127.0.0.1:6390 -e BIND_ADDRESS=127.0.0.1:8001 -e E2E_STANDIN_PEER_TIMEOUT=3 $R/omnileads/websockets:e2e");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.code() == Some(1) && err.contains("FATAL: Redis at 127.0.0.1:6390"), "websockets without Redis: {err}");
 
     // Call counting.
     assert_eq!(bed.ok("$N $P exec asterisk asterisk -rx 'core show channels count'"), "0 active channels\n0 active calls\n0 calls processed\n");
