@@ -42,7 +42,15 @@ impl Bed {
         let ns = format!("standins-host-{}", std::process::id());
         let work = cache.join(format!("standins-host-run-{}", std::process::id()));
         std::fs::create_dir_all(work.join("envs")).unwrap();
-        let runtime = if Path::new("/usr/bin/runc").exists() || Path::new("/usr/sbin/runc").exists() { "--runtime runc" } else { "" };
+        for tool in ["podman", "nsenter", "ip", "curl", "python3"] {
+            let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success()).unwrap_or(false);
+            assert!(found, "standins_host needs {tool} (tests/e2e/setup-host.sh; podman: apt-get install podman)");
+        }
+        let runc = Path::new("/usr/bin/runc").exists() || Path::new("/usr/sbin/runc").exists();
+        if !runc {
+            eprintln!("standins_host: no runc; if containers fail with 'cgroups in hybrid mode not supported', apt-get install runc");
+        }
+        let runtime = if runc { "--runtime runc" } else { "" };
         let prelude = format!(
             "set -e; P='podman --root {root} --runroot /run/standins-host-podman {runtime}'; N='nsenter --net=/run/netns/{ns}'; \
              RUN=\"$N $P run --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 --network=host\"; R={R}; W={work}; ",
