@@ -233,6 +233,28 @@ mod tests {
         assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
     }
 
+    fn request(method: &str, path: &str, query: &str, headers: Vec<(String, String)>, body: &[u8]) -> Request {
+        Request {
+            method: method.into(),
+            raw_path: path.into(),
+            raw_query: query.into(),
+            headers: headers.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect(),
+            body: body.to_vec(),
+        }
+    }
+
+    #[test]
+    fn sign_then_verify() {
+        let h = sign("PUT", "127.0.0.1:9000", "/b/a%20b.txt", "x=1&a=b%2Fc", b"data", "AK", "SECRET", "us-east-1");
+        let req = request("PUT", "/b/a%20b.txt", "x=1&a=b%2Fc", h.clone(), b"data");
+        let auth = parse_auth(&req).ok().unwrap();
+        assert_eq!(auth.access_key, "AK");
+        assert!(verify(&req, &auth, "SECRET").is_ok());
+        assert_eq!(verify(&req, &auth, "OTHER").err().unwrap().0, "SignatureDoesNotMatch");
+        let tampered = request("PUT", "/b/a%20b.txt", "x=1&a=b%2Fc", h, b"dat4");
+        assert_eq!(verify(&tampered, &auth, "SECRET").err().unwrap().0, "XAmzContentSHA256Mismatch");
+    }
+
     /// AWS's documented example (GET Object, "Example: GET Object" in the SigV4 S3 docs).
     #[test]
     fn aws_example_signing_key() {
