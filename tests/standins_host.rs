@@ -19,7 +19,7 @@
 //! Needs root, podman (+ runc where crun cannot run containers, as on the project's machines), iproute2, nsenter,
 //! curl, python3 with venv, the Debian mirror (cold stand-in build) and PyPI (once, for the SDK).
 //! Run: `OMLBOOT_E2E_CACHE=/work/e2e-cache cargo test --test standins_host -- --ignored --nocapture`
-//! (about 3 min warm; see tests/e2e/README.md, "What the stand-ins check").
+//! (1-1.5 min warm, ~5 min with a cold stand-in build; see tests/e2e/README.md, "What the stand-ins check").
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -40,7 +40,7 @@ impl Bed {
         let cache = std::env::var_os("OMLBOOT_E2E_CACHE").map(PathBuf::from).unwrap_or_else(|| repo.join("tests/e2e/.cache"));
         std::fs::create_dir_all(&cache).unwrap();
         let ns = format!("standins-host-{}", std::process::id());
-        let work = cache.join(format!("standins-host-run-{}", std::process::id()));
+        let work = cache.join(format!("host-test-standins-run-{}", std::process::id()));
         std::fs::create_dir_all(work.join("envs")).unwrap();
         for tool in ["podman", "nsenter", "ip", "curl", "python3"] {
             let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success()).unwrap_or(false);
@@ -54,7 +54,7 @@ impl Bed {
         let prelude = format!(
             "set -e; P='podman --root {root} --runroot /run/standins-host-podman {runtime}'; N='nsenter --net=/run/netns/{ns}'; \
              RUN=\"$N $P run --ulimit nofile=4096:4096 --ulimit nproc=4096:4096 --network=host\"; R={R}; W={work}; ",
-            root = cache.join("standins-host-podman").display(),
+            root = cache.join("host-test-standins-podman").display(),
             work = work.display(),
         );
         let bed = Bed { ns, cache, work, prelude };
@@ -144,7 +144,7 @@ fn sdk_python(cache: &Path) -> PathBuf {
 }
 
 #[test]
-#[ignore = "root + podman + a network namespace; about 3 min warm: cargo test --test standins_host -- --ignored"]
+#[ignore = "root + podman + a network namespace; 1-1.5 min warm, ~5 min cold: cargo test --test standins_host -- --ignored"]
 fn standins_fail_like_the_real_images() {
     let t0 = Instant::now();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
