@@ -69,6 +69,6 @@ cp "$BIN" "$OUT.tmp/standin"
 echo "built in $(( $(date +%s) - t0 ))s" > "$OUT.tmp/.complete"
 rm -rf "$OUT"
 mv "$OUT.tmp" "$OUT"
-for old in "$CACHE"/standins-*; do [ "$old" != "$OUT" ] && rm -rf "$old"; done
+for old in "$CACHE"/standins-????????????????; do [ "$old" != "$OUT" ] && rm -rf "$old"; done
 echo "build-standins: done in $(( $(date +%s) - t0 ))s: $OUT" >&2
 echo "$OUT"

@@ -23,6 +23,33 @@ SYMLINKS = [
     "usr/local/bin/python3", "docker-entrypoint.sh",
 ]
 SERVER_CMD = {"postgres": ["postgres"], "redis": ["redis-server"], "nginx": []}
+# Call-counting CLIs (the number comes from /tmp/e2e-calls in the container); argv[0] selects the behaviour.
+CLI_SYMLINKS = ["usr/local/bin/asterisk", "usr/local/bin/kamcmd", "usr/local/bin/rtpengine-ctl"]
+# busybox (from the servers rootfs, Debian's busybox-static) gives the minimal images a shell and basic tools,
+# so `podman exec X sh -c '...'` works in every stand-in.
+BUSYBOX_APPLETS = ["sh", "cat", "echo", "ls", "rm", "mkdir", "sleep", "ps", "grep", "env", "true", "false", "test", "id"]
+
+
+def tags_of(spec, img):
+    """Every tag an image is built with: [(tag, broken)]. The first is the one image-overrides.yaml uses."""
+    base = img["ref"].rsplit(":", 1)[1]
+    out = [(base, False)]
+    for t in spec.get("extra_tags", []):
+        if t["images"] == "all" or img["name"] in t["images"]:
+            out.append((t["tag"], bool(t.get("broken"))))
+    return out
+
+
+def with_tag(ref, tag):
+    return ref.rsplit(":", 1)[0] + ":" + tag
+
+
+def busybox_from(rootfs_tar):
+    with tarfile.open(rootfs_tar) as t:
+        for m in t:
+            if m.isfile() and m.name.lstrip("./") in ("bin/busybox", "usr/bin/busybox"):
+                return t.extractfile(m).read()
+    return None
 STOP_SIGNAL = {"postgres": "SIGINT", "nginx": "SIGQUIT"}
 
 
@@ -157,6 +184,13 @@ def main():
         tiny.dir(d, m)
     tiny.file("etc/passwd", b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
     tiny.file("etc/group", b"root:x:0:\nnogroup:x:65534:\n")
+    bb = busybox_from(a.servers_rootfs_tar) if a.servers_rootfs_tar else None
+    if bb:
+        tiny.file("bin/busybox", bb, 0o755)
+        for ap in BUSYBOX_APPLETS:
+            tiny.symlink("bin/" + ap, "busybox")
+    else:
+        print("mkimages: WARNING: no busybox in the servers rootfs: minimal images get no shell", file=sys.stderr)
     tinybase = blobs.put_layer_bytes(tiny.bytes())
 
     st = Tar()
@@ -164,18 +198,29 @@ def main():
     st.file("usr/local/bin/e2e-server-entrypoint", open(os.path.join(HERE, "server-entrypoint.sh"), "rb").read(), 0o755)
     st.file("etc/e2e-standin/spec.tsv", spec_tsv(spec).encode())
     st.file("etc/e2e-standin/components.json", open(a.spec, "rb").read())
-    for s in SYMLINKS:
+    for s in SYMLINKS + CLI_SYMLINKS:
         st.symlink(s, "/usr/local/bin/standin")
     standin = blobs.put_layer_bytes(st.bytes())
 
-    servers = blobs.put_layer_file(a.servers_rootfs_tar) if any(i["base"] == "servers" for i in spec["images"]) else None
+    servers = blobs.put_layer_file(a.servers_rootfs_tar) if any(i["base"] == "servers" or i.get("rootfs") == "servers" for i in spec["images"]) else None
 
     images = []
     for img in spec["images"]:
+      for tag, broken in tags_of(spec, img):
         name = img["name"]
-        layers = [servers, standin] if img["base"] == "servers" else [tinybase, standin]
+        ref = with_tag(img["ref"], tag)
+        # Last layer: which image this is (reference, and whether it is a broken build); differs per tag, so every
+        # tag has its own image id.
+        rl = Tar()
+        rl.file("etc/e2e-standin/image-ref", (ref + "\n").encode())
+        if broken:
+            rl.file("etc/e2e-standin/broken", b"this image starts and stays up, but its health check fails\n")
+        reflayer = blobs.put_layer_bytes(rl.bytes())
+        on_servers = img["base"] == "servers" or img.get("rootfs") == "servers"
+        layers = [servers if on_servers else tinybase, standin, reflayer]
         cfg = {"Env": [PATH_ENV, f"E2E_STANDIN_COMPONENT={name}"], "WorkingDir": "/",
-               "Labels": {"org.omlboot.e2e.standin": name, "org.omlboot.e2e.ref": img["ref"]}}
+               "Labels": {"org.omlboot.e2e.standin": name, "org.omlboot.e2e.ref": ref, "org.omlboot.e2e.tag": tag,
+                          "org.omlboot.e2e.broken": "true" if broken else "false"}}
         if img["base"] == "servers":
             cfg["Entrypoint"] = ["/usr/local/bin/e2e-server-entrypoint"]
             if SERVER_CMD[name]:
@@ -188,7 +233,7 @@ def main():
             "created": "2024-01-01T00:00:00Z", "architecture": "amd64", "os": "linux", "config": cfg,
             "rootfs": {"type": "layers", "diff_ids": [l["diff_id"] for l in layers]},
             "history": [{"created": "2024-01-01T00:00:00Z", "created_by": f"omlboot e2e mkimages.py ({n})"}
-                        for n in (["servers rootfs", "standin"] if img["base"] == "servers" else ["tinybase", "standin"])],
+                        for n in (["servers rootfs" if on_servers else "tinybase", "standin", "image-ref " + tag])],
         }
         cdig, csize = blobs.put(json.dumps(config, sort_keys=True, separators=(",", ":")).encode())
         manifest = {
@@ -199,14 +244,20 @@ def main():
         }
         mbytes = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
         mdig, msize = blobs.put(mbytes)
-        images.append({"img": img, "manifest": (mdig, msize), "blobs": [cdig] + [l["digest"] for l in layers]})
+        images.append({"img": img, "ref": ref, "tag": tag, "primary": tag == tags_of(spec, img)[0][0],
+                       "manifest": (mdig, msize), "blobs": [cdig] + [l["digest"] for l in layers]})
 
     # Offline bundle: one OCI archive per image + index.json, in one tar.
     os.makedirs(os.path.join(out, "archives"), exist_ok=True)
     index = {"format": "omlboot-e2e-standins-bundle/1",
-             "doc": "one OCI archive per image (podman load -i archives/X.oci.tar); ref = the name it loads as",
-             "images": []}
+             "doc": "one OCI archive per image (podman load -i archives/X.oci.tar); ref = the name it loads as; "
+                    "images: the references image-overrides.yaml uses; tags: the same images under the other tags "
+                    "(e2e-2: same behaviour, another image id; e2e-broken: starts, health fails)",
+             "images": [], "tags": []}
+    extra = [im for im in images if not im["primary"]]
     for im in images:
+        if not im["primary"]:
+            continue
         img = im["img"]
         fname = f"archives/{img['name']}.oci.tar"
         mdig, msize = im["manifest"]
@@ -224,19 +275,45 @@ def main():
             add("oci-layout", b'{"imageLayoutVersion":"1.0.0"}')
             oidx = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
                     "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": mdig, "size": msize,
-                                   "annotations": {"org.opencontainers.image.ref.name": img["ref"],
-                                                   "io.containerd.image.name": img["ref"]}}]}
+                                   "annotations": {"org.opencontainers.image.ref.name": im["ref"],
+                                                   "io.containerd.image.name": im["ref"]}}]}
             add("index.json", json.dumps(oidx, indent=1).encode())
             for d in [mdig] + im["blobs"]:
                 add("blobs/sha256/" + d.split(":")[1], path=blobs.path(d))
-        index["images"].append({"name": img["name"], "ref": img["ref"], "archive": fname, "manifest_digest": mdig,
-                                "img_vars": img["img_vars"], "units": img["units"]})
+        entry = {"name": img["name"], "ref": im["ref"], "archive": fname, "manifest_digest": mdig,
+                 "img_vars": img["img_vars"], "units": img["units"]}
+        index["images"].append(entry)
+    # The other tags: one docker-archive (podman load -i loads every image in it; each layer stored once, so the
+    # servers layer does not weigh once per tag).
+    if extra:
+        fname = "archives/extra-tags.docker.tar"
+        with tarfile.open(os.path.join(out, fname), "w", format=tarfile.PAX_FORMAT) as t:
+            def addfile(name, path):
+                ti = tarfile.TarInfo(name); ti.mtime = 0; ti.mode = 0o644; ti.size = os.path.getsize(path)
+                with open(path, "rb") as f:
+                    t.addfile(ti, f)
+            done, dm = set(), []
+            for im in extra:
+                cdig, layer_digs = im["blobs"][0], im["blobs"][1:]
+                for d in im["blobs"]:
+                    if d not in done:
+                        done.add(d)
+                        addfile("blobs/" + d.split(":")[1], blobs.path(d))
+                dm.append({"Config": "blobs/" + cdig.split(":")[1], "RepoTags": [im["ref"]],
+                           "Layers": ["blobs/" + d.split(":")[1] for d in layer_digs]})
+            data = json.dumps(dm, indent=1).encode()
+            ti = tarfile.TarInfo("manifest.json"); ti.mtime = 0; ti.mode = 0o644; ti.size = len(data)
+            t.addfile(ti, io.BytesIO(data))
+        for im in extra:
+            img = im["img"]
+            index["tags"].append({"name": img["name"], "ref": im["ref"], "tag": im["tag"], "archive": fname,
+                                  "manifest_digest": im["manifest"][0], "img_vars": img["img_vars"], "units": img["units"]})
     with open(os.path.join(out, "archives", "index.json"), "w") as f:
         json.dump(index, f, indent=1)
     with tarfile.open(os.path.join(out, "bundle.tar"), "w", format=tarfile.PAX_FORMAT) as t:
         t.add(os.path.join(out, "archives", "index.json"), arcname="index.json")
-        for e in index["images"]:
-            t.add(os.path.join(out, e["archive"]), arcname=e["archive"])
+        for a in dict.fromkeys(e["archive"] for e in index["images"] + index["tags"]):
+            t.add(os.path.join(out, a), arcname=a)
     shutil.rmtree(os.path.join(out, "archives"))
 
     # docker-registry filesystem storage.
@@ -252,7 +329,7 @@ def main():
             if not os.path.exists(dst):
                 os.makedirs(os.path.dirname(dst), exist_ok=True)
                 shutil.copyfile(blobs.path(d), dst)
-        ref = im["img"]["ref"]
+        ref = im["ref"]
         repo, tag = ref.split("/", 1)[1].rsplit(":", 1)
         rdir = os.path.join(v2, "repositories", repo)
         for d in im["blobs"]:
@@ -266,7 +343,8 @@ def main():
         f.write(ov)
     sizes = {"bundle.tar": os.path.getsize(os.path.join(out, "bundle.tar")),
              "registry": sum(os.path.getsize(os.path.join(dp, fn)) for dp, _, fns in os.walk(os.path.join(out, "registry")) for fn in fns),
-             "layers": {"tinybase": tinybase["size"], "standin": standin["size"], "servers": servers["size"] if servers else 0}}
+             "layers": {"tinybase": tinybase["size"], "standin": standin["size"], "servers": servers["size"] if servers else 0},
+             "images": len(images), "refs": sorted(im["ref"] for im in images)}
     with open(os.path.join(out, "sizes.json"), "w") as f:
         json.dump(sizes, f, indent=1)
     print(json.dumps(sizes))

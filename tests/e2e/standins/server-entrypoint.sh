@@ -2,7 +2,8 @@
 # Entrypoint of the real-server stand-in images (postgres, redis, nginx): Debian's own servers.
 # First `standin --check` validates and logs the environment like every stand-in (exits non-zero loudly when a
 # required variable is missing); then the real server starts in the foreground, the way the upstream image's
-# entrypoint would start it.
+# entrypoint would start it. nginx proxies / to uwsgi (DJANGO_HOSTNAME:WSGI_PORT) and serves /static/ from the
+# django_static volume, so its 302 on / proves the app behind it answers.
 set -eu
 /usr/local/bin/standin --check "$@"
 tag="e2e-standin[${E2E_STANDIN_COMPONENT}]"
@@ -75,13 +76,24 @@ http {
     ssl_certificate $cert;
     ssl_certificate_key $key;
     default_type text/plain;
-    location / {
+    # What the stand-in was configured with (the old catch-all answer, now on its own path).
+    location = /e2e-standin {
       return 200 "e2e-standin component=nginx mode=nginx wsgi=${DJANGO_HOSTNAME}:${WSGI_PORT} asgi=${DAPHNE_HOSTNAME}:${ASGI_PORT} websockets=${WEBSOCKETS_HOSTNAME}:${WEBSOCKETS_PORT} kamailio=${KAMAILIO_HOSTNAME}:${KAMAILIO_PORT}\n";
+    }
+    # Django's collected static files: the django_static volume, filled by django_commands.sh.
+    location /static/ {
+      alias /opt/omnileads/static/;
+    }
+    # The Django app behind uwsgi, like the real image: 302 to the login page when uwsgi answers, 502 otherwise.
+    location / {
+      include /etc/nginx/uwsgi_params;
+      uwsgi_connect_timeout 5s;
+      uwsgi_pass ${DJANGO_HOSTNAME}:${WSGI_PORT};
     }
   }
 }
 NGINX
-  echo "$tag: exec nginx (443/tcp, cert $cert)"
+  echo "$tag: exec nginx (443/tcp, cert $cert; / -> uwsgi ${DJANGO_HOSTNAME}:${WSGI_PORT}; /static/ -> /opt/omnileads/static)"
   exec nginx -c /etc/nginx/e2e.conf
   ;;
 *)

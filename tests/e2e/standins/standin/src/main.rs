@@ -10,6 +10,12 @@
 //! (`/opt/omnileads/bin/init_uwsgi.sh`, `python /app/fastagi.py`, ...), or `standin --check CMD...` (validate
 //! and log only; used by the real-server images' entrypoint script).
 
+mod http;
+mod madmin;
+mod minio;
+mod peers;
+mod sigv4;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs, UdpSocket};
 use std::time::Duration;
@@ -217,6 +223,14 @@ fn main() {
     }
     let args: Vec<String> = std::env::args().collect();
     let argv0 = args.first().map(|a| a.rsplit('/').next().unwrap_or(a).to_string()).unwrap_or_default();
+    if let Some(code) = peers::cli(&argv0, &args[1..]) {
+        std::process::exit(code);
+    }
+    if argv0 == "standin" && args.get(1).map(|s| s.as_str()) == Some("--set-calls") {
+        let n: u64 = args.get(2).and_then(|x| x.parse().ok()).unwrap_or_else(|| fatal(64, "usage: standin --set-calls N"));
+        std::fs::write("/tmp/e2e-calls", format!("{n}\n")).unwrap_or_else(|e| fatal(1, &format!("/tmp/e2e-calls: {e}")));
+        return;
+    }
     let (check_only, cmd): (bool, Vec<String>) = if argv0 == "standin" {
         if args.get(1).map(|s| s.as_str()) == Some("--check") {
             (true, args[2..].to_vec())
@@ -229,7 +243,8 @@ fn main() {
 
     let component = std::env::var("E2E_STANDIN_COMPONENT")
         .unwrap_or_else(|_| fatal(78, "E2E_STANDIN_COMPONENT is not set (not run from a stand-in image?)"));
-    let spec_text = std::fs::read_to_string(SPEC_PATH).unwrap_or_else(|e| fatal(70, &format!("cannot read {SPEC_PATH}: {e}")));
+    let spec_path = std::env::var("E2E_STANDIN_SPEC").unwrap_or_else(|_| SPEC_PATH.to_string());
+    let spec_text = std::fs::read_to_string(&spec_path).unwrap_or_else(|e| fatal(70, &format!("cannot read {spec_path}: {e}")));
     let modes: Vec<Mode> = parse_spec(&spec_text).into_iter().filter(|m| m.component == component).collect();
     let tag = format!("e2e-standin[{component}]");
     let Some(mode) = modes.iter().find(|m| command_matches(&m.command, &cmd)).cloned() else {
@@ -281,13 +296,53 @@ fn main() {
         return;
     }
     if mode.oneshot {
+        match (component.as_str(), mode.mode.as_str()) {
+            ("omlapp", "django_migrations") => peers::oneshot_migrations(),
+            ("omlapp", "admin_password") => peers::oneshot_admin_password(),
+            ("omlapp", "django_commands") => peers::oneshot_commands(),
+            _ => {}
+        }
         println!("{tag}: one-shot {} done", mode.mode);
         return;
+    }
+
+    // Peers: what the real process would need before it serves (bounded retry, then exit 1 loudly).
+    let env = peers::env;
+    match (component.as_str(), mode.mode.as_str()) {
+        ("omlapp", m @ ("uwsgi" | "daphne" | "cron")) => {
+            peers::pg_login();
+            peers::pg_wait_schema();
+            if m == "uwsgi" {
+                peers::bucket_roundtrip();
+            }
+        }
+        ("asterisk", _) => peers::pg_login(),
+        ("fastagi", _) => {
+            peers::pg_login();
+            peers::redis_from_env();
+        }
+        ("astami", _) => {
+            peers::redis_from_env();
+            peers::ami_login(&env("ASTERISK_HOSTNAME"), &env("AMI_USER"), &env("AMI_PASSWORD"));
+        }
+        ("kamailio", _) => {
+            peers::redis_from_env();
+            peers::ng_ping(&env("RTPENGINE_HOSTNAME"), 22222);
+        }
+        ("websockets", _) => peers::redis_from_env(),
+        _ => {}
+    }
+    let broken = peers::broken();
+    if broken {
+        println!("{tag}: this is a broken image ({}): it stays up but its health check must fail", peers::image_ref());
     }
 
     // Ports.
     let mut binds: Vec<(String, String)> = vec![]; // (proto, addr)
     for p in &mode.tcp {
+        if component == "minio" && *p == 9000 && arg_value(&cmd, "--address").is_some() {
+            continue; // --address replaces the default API port
+        }
         binds.push(("tcp".into(), p.to_string()));
     }
     for p in &mode.udp {
@@ -311,6 +366,21 @@ fn main() {
             None => binds.push(("tcp".into(), port.to_string())),
         }
     }
+    if broken && !(component == "omlapp" && mode.mode == "uwsgi") {
+        println!("{tag}: broken image: not binding {}", binds.iter().map(|(p, a)| format!("{p}/{a}")).collect::<Vec<_>>().join(" "));
+        binds.clear();
+    }
+    let minio_api = if component == "minio" { arg_value(&cmd, "--address").unwrap_or_else(|| "9000".into()) } else { String::new() };
+    let minio = if component == "minio" {
+        let data = std::env::var("E2E_STANDIN_DATA_DIR").unwrap_or_else(|_| cmd.get(1).cloned().unwrap_or_else(|| "/data".into()));
+        let _ = std::fs::create_dir_all(&data);
+        let s = std::sync::Arc::new(minio::Server::new(env("MINIO_ROOT_USER"), env("MINIO_ROOT_PASSWORD"), data.clone().into()));
+        println!("{tag}: S3 + admin API on {minio_api}, data in {data}, users: [{}]", s.users_summary());
+        Some(s)
+    } else {
+        None
+    };
+    let uwsgi_port = if component == "omlapp" && mode.mode == "uwsgi" { env("UWSGI_PORT") } else { String::new() };
     let banner = format!("e2e-standin component={component} mode={}", mode.mode);
     let mut bound = vec![];
     let mut handles = vec![];
@@ -320,11 +390,24 @@ fn main() {
             if proto == "udp" {
                 let u = UdpSocket::bind(sa).unwrap_or_else(|e| fatal(71, &format!("cannot bind udp {sa}: {e}")));
                 let b = banner.clone();
-                handles.push(std::thread::spawn(move || serve_udp(u, b)));
+                if component == "rtpengine" && sa.port() == 22222 {
+                    handles.push(std::thread::spawn(move || peers::serve_ng(u)));
+                } else {
+                    handles.push(std::thread::spawn(move || serve_udp(u, b)));
+                }
             } else {
                 let l = TcpListener::bind(sa).unwrap_or_else(|e| fatal(71, &format!("cannot bind tcp {sa}: {e}")));
                 let b = banner.clone();
-                handles.push(std::thread::spawn(move || serve_tcp(l, b)));
+                if let (Some(m), true) = (&minio, addr == minio_api) {
+                    let m = m.clone();
+                    handles.push(std::thread::spawn(move || m.serve(l)));
+                } else if component == "asterisk" && sa.port() == 5038 {
+                    handles.push(std::thread::spawn(move || peers::serve_ami(l)));
+                } else if !uwsgi_port.is_empty() && addr == uwsgi_port {
+                    handles.push(std::thread::spawn(move || peers::serve_uwsgi(l, broken)));
+                } else {
+                    handles.push(std::thread::spawn(move || serve_tcp(l, b)));
+                }
             }
             bound.push(format!("{proto}/{sa}"));
         }
