@@ -234,10 +234,12 @@ fn standins_from_registry_and_bundle() {
     )
     .unwrap();
     g.sh("podman run -d --name nginx --network=host --env-file=/etc/default/nginx.env localhost:5000/omnileads/nginx:e2e");
-    assert!(
-        wait_output(g, "curl -sfk https://127.0.0.1/", Duration::from_secs(60))
-            .contains("e2e-standin component=nginx")
-    );
+    assert!(wait_output(
+        g,
+        "curl -sfk https://127.0.0.1/e2e-standin",
+        Duration::from_secs(60)
+    )
+    .contains("e2e-standin component=nginx"));
 
     // A stand-in refuses loudly when a required variable is missing, or on a command the real image would not run.
     let o = g.exec("podman run --rm --network=host -e UWSGI_PORT=8099 localhost:5000/omnileads/omlapp:e2e /opt/omnileads/bin/init_uwsgi.sh").unwrap();
