@@ -47,6 +47,10 @@ const CASES: &[Case] = &[
     c("bool_maybe", "scale_uwsgi: maybe\n", &["scale_uwsgi", "true or false"]),
     c("int_range", "uwsgi_processes: 0\n", &["uwsgi_processes", "1–1024"]),
     c("timezone_space", "TZ: Mars/Olympus Mons\n", &["TZ", "time zone"]),
+    // issue 10, defect 2: well-formed names that are not in the IANA database.
+    c("timezone_unknown", "TZ: Mars/Olympus_Mons\n", &["config.yaml:1:5", "TZ", "not in the IANA time zone database"]),
+    c("timezone_typo", "TZ: America/Argentina/Cordova\n", &["TZ", "did you mean `America/Argentina/Cordoba`"]),
+    c("timezone_case", "TZ: europe/madrid\n", &["TZ", "did you mean `Europe/Madrid`"]),
     c("bucket_url_scheme", "bucket_url: ftp://files.example.com\nbucket_access_key: k\nbucket_secret_key: s12345678\n", &["bucket_url", "http"]),
     c("bucket_url_without_keys", "bucket_url: https://s3.example.com\n", &["bucket_secret_key", "bucket_access_key", "external bucket_url"]),
     c("external_postgres_without_password", "postgres_host: db.example.com\n", &["postgres_password", "external postgres_host"]),

@@ -421,18 +421,14 @@ fn parse_value(key: &schema::Key, raw: &Raw) -> Result<Option<Value>, String> {
             }
         }
         Kind::TimeZone => {
-            let ok = text == "UTC"
-                || (!text.starts_with('/')
-                    && !text.contains("..")
-                    && text.split('/').all(|p| {
-                        !p.is_empty()
-                            && p.chars()
-                                .all(|c| c.is_ascii_alphanumeric() || "_+-".contains(c))
-                    }));
-            if ok {
+            if super::tz_names::TZ_NAMES.binary_search(&text).is_ok() {
                 Ok(Some(Value::Text(text.to_string())))
             } else {
-                Err(bad())
+                let not_known = format!("{text:?} is not in the IANA time zone database");
+                Err(match suggest_time_zone(text) {
+                    Some(c) => format!("{not_known}; did you mean `{c}`?"),
+                    None => format!("{not_known}; expected {allowed}"),
+                })
             }
         }
         Kind::Nic => {
@@ -466,6 +462,22 @@ fn parse_value(key: &schema::Key, raw: &Raw) -> Result<Option<Value>, String> {
         },
         Kind::AnsibleOnly => Ok(None),
     }
+}
+
+/// The closest IANA name to a refused one: the same name in another case first, then the
+/// most similar name (Jaro-Winkler, as for unknown keys).
+fn suggest_time_zone(text: &str) -> Option<&'static str> {
+    let names = super::tz_names::TZ_NAMES;
+    if let Some(n) = names.iter().find(|n| n.eq_ignore_ascii_case(text)) {
+        return Some(n);
+    }
+    let lower = text.to_ascii_lowercase();
+    names
+        .iter()
+        .map(|n| (strsim::jaro_winkler(&lower, &n.to_ascii_lowercase()), *n))
+        .filter(|(score, _)| *score >= 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, n)| n)
 }
 
 fn is_hostname(s: &str, min_labels: usize) -> bool {
