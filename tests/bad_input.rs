@@ -51,6 +51,11 @@ const CASES: &[Case] = &[
     c("timezone_unknown", "TZ: Mars/Olympus_Mons\n", &["config.yaml:1:5", "TZ", "not in the IANA time zone database"]),
     c("timezone_typo", "TZ: America/Argentina/Cordova\n", &["TZ", "did you mean `America/Argentina/Cordoba`"]),
     c("timezone_case", "TZ: europe/madrid\n", &["TZ", "did you mean `Europe/Madrid`"]),
+    // issue 10, defect 3: tenant_id becomes names and paths.
+    c("tenant_id_path", "tenant_id: ../../etc\n", &["config.yaml:1:12", "tenant_id", "letters", "digits, `_` and `-`"]),
+    c("tenant_id_shell", "tenant_id: \"acme; rm -rf /\"\n", &["tenant_id", "starting with a letter or digit"]),
+    c("tenant_id_dash_first", "tenant_id: -acme\n", &["tenant_id", "starting with a letter or digit"]),
+    c("tenant_id_too_long", "tenant_id: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", &["tenant_id", "1–63 characters"]),
     c("bucket_url_scheme", "bucket_url: ftp://files.example.com\nbucket_access_key: k\nbucket_secret_key: s12345678\n", &["bucket_url", "http"]),
     c("bucket_url_without_keys", "bucket_url: https://s3.example.com\n", &["bucket_secret_key", "bucket_access_key", "external bucket_url"]),
     c("external_postgres_without_password", "postgres_host: db.example.com\n", &["postgres_password", "external postgres_host"]),

@@ -5,6 +5,9 @@
 //! [`Settings`] every other module reads.
 use super::settings::{FromValue, Ignored, Secret};
 
+/// Longest value of a [`Kind::Name`] key.
+pub const NAME_MAX: usize = 63;
+
 /// What kind of value a key holds; drives parsing and validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -36,6 +39,9 @@ pub enum Kind {
     TimeZone,
     /// Network interface name.
     Nic,
+    /// A name OMniLeads builds other names and paths from (TENANT_ID, bucket and backup paths):
+    /// ASCII letters, digits, `_` and `-`, starting with a letter or digit, at most [`NAME_MAX`].
+    Name,
     /// Memory size such as 512M or 1G.
     Size,
     /// A list of http(s) URLs (YAML sequence, or comma-separated in env/--set).
@@ -147,7 +153,7 @@ macro_rules! schema {
 schema! {
     // --- host and layout
     role: String = k(Kind::Enum(ROLES), Some("aio"), "host", "What this host runs: aio, or data/voice/app of a 3-host cluster.");
-    tenant_id: String = k(Kind::Text, Some("omnileads"), "host", "Tenant name passed to Asterisk (TENANT_ID).");
+    tenant_id: String = k(Kind::Name, Some("omnileads"), "host", "Tenant name passed to Asterisk (TENANT_ID).");
     infra_env: Option<String> = k(Kind::Enum(INFRA_ENVS), NONE, "host", "SIP/RTP addressing: cloud, lan, nat, hybrid or all. Detected when unset.");
     omni_ip_lan: Option<String> = k(Kind::Ipv4, NONE, "host", "This host's private IPv4. Detected when unset (omni_nic, then the default-route NIC).");
     omni_nic: Option<String> = k(Kind::Nic, NONE, "host", "NIC whose IPv4 becomes omni_ip_lan when omni_ip_lan is unset.");
@@ -351,6 +357,9 @@ pub fn allowed(kind: Kind) -> String {
         Kind::Path => "an absolute path".into(),
         Kind::TimeZone => "an IANA time zone such as America/Argentina/Cordoba or UTC".into(),
         Kind::Nic => "a network interface name such as eth0".into(),
+        Kind::Name => format!(
+            "a name of 1–{NAME_MAX} characters: letters a–z and A–Z, digits, `_` and `-`, starting with a letter or digit"
+        ),
         Kind::Size => "a size such as 512M, 1G or 128MB".into(),
         Kind::UrlList => "a list of http(s) URLs".into(),
         Kind::Unsupported(why) => format!("not set ({why})"),

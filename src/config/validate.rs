@@ -431,6 +431,18 @@ fn parse_value(key: &schema::Key, raw: &Raw) -> Result<Option<Value>, String> {
                 })
             }
         }
+        Kind::Name => {
+            let ok = text.len() <= schema::NAME_MAX
+                && text.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if ok {
+                Ok(Some(Value::Text(text.to_string())))
+            } else {
+                Err(bad())
+            }
+        }
         Kind::Nic => {
             let ok = !text.is_empty()
                 && text.len() <= 15
