@@ -66,6 +66,7 @@ pub(super) fn load(src: &Sources, host_specific: bool) -> Result<Config, ConfigE
         values: BTreeMap::new(),
         warnings: Vec::new(),
     };
+    let mut ignored: Vec<(&str, Vec<&str>)> = Vec::new();
     for key in KEYS {
         match entries.get(key.name) {
             Some(Entry {
@@ -95,6 +96,21 @@ pub(super) fn load(src: &Sources, host_specific: bool) -> Result<Config, ConfigE
                 ));
             }
         }
+        if let Kind::Ignored(why) = key.kind {
+            if entries.contains_key(key.name) {
+                match ignored.iter_mut().find(|(w, _)| *w == why) {
+                    Some((_, keys)) => keys.push(key.name),
+                    None => ignored.push((why, vec![key.name])),
+                }
+            }
+        }
+    }
+    // One line per reason: a pasted omldeploytool group_vars carries some thirty such keys.
+    for (why, keys) in ignored {
+        warnings.push(format!(
+            "ignored (omldeploytool only: {why}): {}",
+            keys.join(", ")
+        ));
     }
 
     let file_origin = src
@@ -311,6 +327,9 @@ fn one_line(s: &str) -> Result<(), String> {
 /// Check a raw value against its key's kind. `Ok(None)` means "no value" (an unsupported key left off).
 fn parse_value(key: &schema::Key, raw: &Raw) -> Result<Option<Value>, String> {
     let allowed = schema::allowed(key.kind);
+    if matches!(key.kind, Kind::AnsibleOnly | Kind::Ignored(_)) {
+        return Ok(None);
+    }
     let text = match (raw, key.kind) {
         (Raw::Unset, _) => return Ok(None),
         (Raw::List(items), Kind::UrlList) => {
@@ -472,7 +491,7 @@ fn parse_value(key: &schema::Key, raw: &Raw) -> Result<Option<Value>, String> {
             "" | "false" | "no" | "off" => Ok(None),
             _ => Err(format!("not supported: {why}")),
         },
-        Kind::AnsibleOnly => Ok(None),
+        Kind::AnsibleOnly | Kind::Ignored(_) => Ok(None),
     }
 }
 
