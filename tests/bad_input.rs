@@ -224,3 +224,24 @@ fn empty_echo_list_means_none() {
         assert_eq!(v["values"]["public_ip_echo_urls"][0], "", "{v}");
     }
 }
+
+/// issue 10, defect 4: a password equal to ordinary template text (`omnileads` is also the user,
+/// database and tenant name) once made plan exit 1 ("… would hold a secret"). It must plan.
+#[test]
+fn password_equal_to_ordinary_template_text_plans() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("config.yaml");
+    std::fs::write(&cfg, format!("{BASE}postgres_password: omnileads\n")).unwrap();
+    for cmd in [vec!["plan"], vec!["render", "--out"]] {
+        let out = tmp.path().join("out");
+        let mut args = cmd.clone();
+        if cmd[0] == "render" {
+            args.push(out.to_str().unwrap());
+        }
+        args.extend(["--config", cfg.to_str().unwrap()]);
+        let o = omlboot(&args);
+        assert_eq!(o.status.code(), Some(0), "{cmd:?}: {}", stderr(&o));
+    }
+    let env = std::fs::read_to_string(tmp.path().join("out/etc/default/django.env")).unwrap();
+    assert!(env.lines().any(|l| l == "PGPASSWORD=omnileads"), "{env}");
+}
