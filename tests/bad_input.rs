@@ -47,6 +47,15 @@ const CASES: &[Case] = &[
     c("bool_maybe", "scale_uwsgi: maybe\n", &["scale_uwsgi", "true or false"]),
     c("int_range", "uwsgi_processes: 0\n", &["uwsgi_processes", "1–1024"]),
     c("timezone_space", "TZ: Mars/Olympus Mons\n", &["TZ", "time zone"]),
+    // issue 10, defect 2: well-formed names that are not in the IANA database.
+    c("timezone_unknown", "TZ: Mars/Olympus_Mons\n", &["config.yaml:1:5", "TZ", "not in the IANA time zone database"]),
+    c("timezone_typo", "TZ: America/Argentina/Cordova\n", &["TZ", "did you mean `America/Argentina/Cordoba`"]),
+    c("timezone_case", "TZ: europe/madrid\n", &["TZ", "did you mean `Europe/Madrid`"]),
+    // issue 10, defect 3: tenant_id becomes names and paths.
+    c("tenant_id_path", "tenant_id: ../../etc\n", &["config.yaml:1:12", "tenant_id", "letters", "digits, `_` and `-`"]),
+    c("tenant_id_shell", "tenant_id: \"acme; rm -rf /\"\n", &["tenant_id", "starting with a letter or digit"]),
+    c("tenant_id_dash_first", "tenant_id: -acme\n", &["tenant_id", "starting with a letter or digit"]),
+    c("tenant_id_too_long", "tenant_id: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", &["tenant_id", "1–63 characters"]),
     c("bucket_url_scheme", "bucket_url: ftp://files.example.com\nbucket_access_key: k\nbucket_secret_key: s12345678\n", &["bucket_url", "http"]),
     c("bucket_url_without_keys", "bucket_url: https://s3.example.com\n", &["bucket_secret_key", "bucket_access_key", "external bucket_url"]),
     c("external_postgres_without_password", "postgres_host: db.example.com\n", &["postgres_password", "external postgres_host"]),
@@ -214,4 +223,25 @@ fn empty_echo_list_means_none() {
         let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
         assert_eq!(v["values"]["public_ip_echo_urls"][0], "", "{v}");
     }
+}
+
+/// issue 10, defect 4: a password equal to ordinary template text (`omnileads` is also the user,
+/// database and tenant name) once made plan exit 1 ("… would hold a secret"). It must plan.
+#[test]
+fn password_equal_to_ordinary_template_text_plans() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("config.yaml");
+    std::fs::write(&cfg, format!("{BASE}postgres_password: omnileads\n")).unwrap();
+    for cmd in [vec!["plan"], vec!["render", "--out"]] {
+        let out = tmp.path().join("out");
+        let mut args = cmd.clone();
+        if cmd[0] == "render" {
+            args.push(out.to_str().unwrap());
+        }
+        args.extend(["--config", cfg.to_str().unwrap()]);
+        let o = omlboot(&args);
+        assert_eq!(o.status.code(), Some(0), "{cmd:?}: {}", stderr(&o));
+    }
+    let env = std::fs::read_to_string(tmp.path().join("out/etc/default/django.env")).unwrap();
+    assert!(env.lines().any(|l| l == "PGPASSWORD=omnileads"), "{env}");
 }

@@ -22,6 +22,10 @@ enum Step {
     Reply(u16, String),
     /// Read the request, then never answer (the connection stays open).
     Hang,
+    /// Answer 200 with this body, one byte every `ms` milliseconds (a slow or trickling server).
+    Drip(String, u64),
+    /// Answer 200 with these raw bytes as the body (not text at all).
+    Bytes(Vec<u8>),
 }
 
 fn ok(body: &str) -> Step {
@@ -144,6 +148,33 @@ async fn serve(
     let step = script.lock().unwrap().pop_front();
     let (code, body) = match step {
         Some(Step::Reply(code, body)) => (code, body),
+        Some(Step::Drip(body, ms)) => {
+            let head = format!(
+                "HTTP/1.1 200 X\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            if stream.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            for b in body.bytes() {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                if stream.write_all(&[b]).await.is_err() {
+                    return;
+                }
+            }
+            let _ = stream.shutdown().await;
+            return;
+        }
+        Some(Step::Bytes(body)) => {
+            let head = format!(
+                "HTTP/1.1 200 X\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(&body).await;
+            let _ = stream.shutdown().await;
+            return;
+        }
         Some(Step::Hang) => {
             tokio::time::sleep(Duration::from_secs(60)).await;
             return;
@@ -1142,4 +1173,65 @@ fn platform_and_public_ip_serialize_as_documented() {
         serde_json::to_value(&p).unwrap(),
         serde_json::json!({"address": "34.1.2.3", "source": "metadata:aws"})
     );
+}
+
+// ---- issue 10, item 4: a metadata server that answers slowly or with garbage ----------------
+
+/// A server that trickles its answer: within the total timeout it is read; past it the request
+/// is cut at the timeout on every attempt, and the warning names the endpoint.
+#[tokio::test]
+async fn trickling_metadata_server_is_bounded_by_the_total_timeout() {
+    let p = policy(); // total 300 ms, 2 retries
+                      // 9 bytes at 10 ms each: well inside 300 ms.
+    let server = Server::start(vec![Step::Drip("35.1.2.3\n".into(), 10)]).await;
+    let trap = Server::start(vec![]).await;
+    let eps = endpoints(Platform::Gcp, &server.url, &trap.url, vec![]);
+    let (found, _) = run(Platform::Gcp, &eps, false).await;
+    assert_eq!(found.map(|f| f.address), Some(ip("35.1.2.3")));
+
+    // 9 bytes at 100 ms each: every attempt is cut at 300 ms.
+    let server = Server::start(vec![Step::Drip("35.1.2.3\n".into(), 100); 3]).await;
+    let eps = endpoints(Platform::Gcp, &server.url, &trap.url, vec![]);
+    let start = Instant::now();
+    let (found, warnings) = run(Platform::Gcp, &eps, false).await;
+    let took = start.elapsed();
+    assert_eq!(found, None);
+    let attempts = p.retries + 1;
+    assert!(
+        took < p.total_timeout * attempts + Duration::from_millis(700),
+        "took {took:?}"
+    );
+    assert!(
+        warnings[0].starts_with(&format!("{}/computeMetadata/", server.url))
+            && warnings[0].contains("no answer within 300 ms (after 3 attempts)"),
+        "{warnings:?}"
+    );
+    assert_eq!(server.requests().len(), 3);
+    assert_eq!(trap.connections(), 0);
+}
+
+/// Binary garbage and an HTML page instead of an address: a warning naming the endpoint, no
+/// address, no retry (asking again gives the same garbage), and nothing printed raw.
+#[tokio::test]
+async fn binary_or_html_metadata_answer_is_a_warning() {
+    for body in [
+        vec![0xff, 0xfe, 0x00, 0x1b, b'[', b'2', b'J', 0x80, 0x07],
+        b"<html><body>Captive portal: please log in</body></html>".to_vec(),
+    ] {
+        let server = Server::start(vec![Step::Bytes(body.clone())]).await;
+        let trap = Server::start(vec![]).await;
+        let eps = endpoints(Platform::Gcp, &server.url, &trap.url, vec![]);
+        let (found, warnings) = run(Platform::Gcp, &eps, false).await;
+        assert_eq!(found, None);
+        let w = &warnings[0];
+        assert!(
+            w.starts_with(&server.url) && w.contains("not an IPv4 address"),
+            "{w}"
+        );
+        assert!(
+            !w.contains('\u{1b}') && !w.contains('\0'),
+            "control bytes printed raw: {w:?}"
+        );
+        assert_eq!(server.requests().len(), 1, "garbage is not retried");
+    }
 }

@@ -807,3 +807,250 @@ fn example_bundle_index_parses() {
     assert_eq!(index.version, 1);
     assert_eq!(index.images.len(), 2);
 }
+
+// ---- issue 10, item 4: fault injection between podman and the registry -----------------------
+
+/// What the fault front does to blob downloads (`GET …/blobs/sha256:…`); everything else passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    None,
+    /// Answer 503.
+    Unavailable,
+    /// Read the request and never answer.
+    Stall,
+    /// Forward the response's head and half its body, then reset the connection.
+    ResetMidBlob,
+}
+
+/// A 127.0.0.1 front for the registry that injects `fault` into blob downloads, one request per
+/// connection (so every blob request is seen, whatever connection reuse podman attempts).
+struct FaultFront {
+    port: u16,
+    fault: Arc<std::sync::Mutex<Fault>>,
+    /// Blob requests that got a fault.
+    hits: Arc<AtomicUsize>,
+}
+
+impl FaultFront {
+    async fn start(backend: u16, fault: Fault) -> FaultFront {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let fault = Arc::new(std::sync::Mutex::new(fault));
+        let hits = Arc::new(AtomicUsize::new(0));
+        let (f, h) = (Arc::clone(&fault), Arc::clone(&hits));
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut conn, _)) = listener.accept().await else {
+                    return;
+                };
+                let (fault, hits) = (Arc::clone(&f), Arc::clone(&h));
+                tokio::spawn(async move {
+                    let mut first = [0u8; 1];
+                    if conn.peek(&mut first).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if first[0] == 0x16 {
+                        // podman's TLS probe: let the plain-http registry refuse it.
+                        if let Ok(mut up) =
+                            tokio::net::TcpStream::connect(("127.0.0.1", backend)).await
+                        {
+                            let _ = tokio::io::copy_bidirectional(&mut conn, &mut up).await;
+                        }
+                        return;
+                    }
+                    let mut head = Vec::new();
+                    let mut chunk = [0u8; 2048];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => head.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let blob = head.starts_with(b"GET ")
+                        && head.windows(14).any(|w| w == b"/blobs/sha256:");
+                    let now = *fault.lock().unwrap();
+                    if blob && now != Fault::None {
+                        hits.fetch_add(1, Ordering::SeqCst);
+                    }
+                    match (blob, now) {
+                        (true, Fault::Unavailable) => {
+                            let _ = conn
+                                .write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                                .await;
+                            return;
+                        }
+                        (true, Fault::Stall) => {
+                            tokio::time::sleep(Duration::from_secs(120)).await;
+                            return;
+                        }
+                        _ => {}
+                    }
+                    // Forward this one request with Connection: close and relay the answer.
+                    let end = head.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+                    let mut req = head[..end].to_vec();
+                    req.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+                    let Ok(mut up) = tokio::net::TcpStream::connect(("127.0.0.1", backend)).await
+                    else {
+                        return;
+                    };
+                    if up.write_all(&req).await.is_err() {
+                        return;
+                    }
+                    let mut resp = Vec::new();
+                    if up.read_to_end(&mut resp).await.is_err() {
+                        return;
+                    }
+                    if blob && now == Fault::ResetMidBlob {
+                        let body_at = resp
+                            .windows(4)
+                            .position(|w| w == b"\r\n\r\n")
+                            .map_or(resp.len(), |p| p + 4);
+                        let cut = body_at + (resp.len() - body_at) / 2;
+                        let _ = conn.write_all(&resp[..cut]).await;
+                        let _ = conn.flush().await;
+                        let _ = conn.set_zero_linger(); // RST on drop
+                        return;
+                    }
+                    let _ = conn.write_all(&resp).await;
+                });
+            }
+        });
+        FaultFront { port, fault, hits }
+    }
+
+    fn set(&self, fault: Fault) {
+        *self.fault.lock().unwrap() = fault;
+    }
+}
+
+/// The store holds no image and no layer: a failed pull left nothing half-written.
+fn assert_store_empty(store: &Store) {
+    let out = store.podman(&["images", "--all", "--quiet"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).trim().is_empty(),
+        "images left in the store: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let layers = store.dir.path().join("root/vfs/dir");
+    let n = std::fs::read_dir(&layers).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(n, 0, "layers left under {}", layers.display());
+}
+
+/// One fault, always on: bounded attempts, an error naming the image, nothing in the store; then
+/// the fault is gone and the next run pulls the image.
+async fn fault_then_recovery(fault: Fault, name: &str, expect: &[&str]) {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::start(dir.path(), free_port(), false);
+    let seeded = seed(&reg, &[name], None);
+    let front = FaultFront::start(reg.port, fault).await;
+    let reference = format!("127.0.0.1:{}/omlboot-test/{name}", front.port);
+    let store = Store::new();
+    let opts = ImageOptions {
+        retries: 1,
+        backoff: Duration::from_millis(100),
+        attempt_timeout: Some(Duration::from_secs(20)),
+        ..store.opts()
+    };
+    let start = Instant::now();
+    let out = images::ensure(std::slice::from_ref(&reference), &opts).await;
+    let took = start.elapsed();
+    match &out[0].1 {
+        ImageOutcome::Failed {
+            kind,
+            message,
+            attempts,
+        } => {
+            assert_eq!(*kind, FailKind::Transient, "{message}");
+            assert_eq!(*attempts, 2, "retries are bounded: {message}");
+            assert!(
+                message.contains(&reference),
+                "the error names the image: {message}"
+            );
+            let lower = message.to_ascii_lowercase();
+            assert!(
+                expect.iter().any(|e| lower.contains(e)),
+                "want one of {expect:?} in: {message}"
+            );
+        }
+        other => panic!("{fault:?}: want Failed, got {other:?}"),
+    }
+    assert!(
+        front.hits.load(Ordering::SeqCst) >= 2,
+        "the fault was not hit"
+    );
+    // Two attempts of at most attempt_timeout each, plus backoff.
+    assert!(took < Duration::from_secs(45), "{fault:?} took {took:?}");
+    assert_store_empty(&store);
+
+    front.set(Fault::None);
+    let again = images::ensure(&[reference], &opts).await;
+    assert_eq!(
+        again[0].1,
+        ImageOutcome::Pulled {
+            id: seeded[0].1.clone(),
+            attempts: 1
+        },
+        "the next run, with the fault gone"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blob_503_fails_bounded_naming_the_image_then_recovers() {
+    fault_then_recovery(
+        Fault::Unavailable,
+        "blob503:1",
+        &["503", "service unavailable"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blob_reset_midway_fails_bounded_naming_the_image_then_recovers() {
+    fault_then_recovery(
+        Fault::ResetMidBlob,
+        "reset:1",
+        &["connection reset", "unexpected eof", ": eof"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_blob_is_cut_by_the_attempt_deadline_then_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let reg = Registry::start(dir.path(), free_port(), false);
+    let seeded = seed(&reg, &["stall:1"], None);
+    let front = FaultFront::start(reg.port, Fault::Stall).await;
+    let reference = format!("127.0.0.1:{}/omlboot-test/stall:1", front.port);
+    let store = Store::new();
+    let opts = ImageOptions {
+        retries: 1,
+        backoff: Duration::from_millis(100),
+        attempt_timeout: Some(Duration::from_secs(3)),
+        ..store.opts()
+    };
+    let start = Instant::now();
+    let out = images::ensure(std::slice::from_ref(&reference), &opts).await;
+    let took = start.elapsed();
+    match &out[0].1 {
+        ImageOutcome::Failed {
+            kind,
+            message,
+            attempts,
+        } => {
+            assert_eq!(*kind, FailKind::Transient);
+            assert_eq!(*attempts, 2);
+            assert!(message.contains(&reference), "{message}");
+            assert!(message.contains("did not finish within"), "{message}");
+        }
+        other => panic!("want Failed, got {other:?}"),
+    }
+    assert!(
+        took < Duration::from_secs(10),
+        "two 3 s attempts took {took:?}"
+    );
+    assert_store_empty(&store);
+    front.set(Fault::None);
+    let again = images::ensure(&[reference], &opts).await;
+    assert_eq!(again[0].1.id(), Some(seeded[0].1.as_str()));
+}

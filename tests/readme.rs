@@ -41,3 +41,25 @@ fn readme_commands_exist() {
         "README must show how to run the tests"
     );
 }
+
+/// issue 10, defect 5: a newcomer reads, before running anything, that `cargo test` apt-installs
+/// packages (and may upgrade systemd), and that the static musl build needs musl-tools.
+#[test]
+fn readme_tells_the_setup_facts() {
+    let readme = std::fs::read_to_string(repo("README.md")).unwrap();
+    let try_it = &readme[readme.find("## Try it").unwrap()..readme.find("## Commands").unwrap()];
+    for pkg in ["podman", "docker-registry", "systemd-container"] {
+        assert!(
+            try_it.contains(pkg),
+            "`Try it` does not say cargo test installs {pkg}"
+        );
+    }
+    assert!(
+        try_it.contains("upgrade systemd"),
+        "`Try it` does not warn about systemd"
+    );
+    assert!(
+        try_it.contains("apt-get install musl-tools"),
+        "the static build does not say it needs musl-tools"
+    );
+}

@@ -4,6 +4,7 @@
 //! its place (file:line:column, env variable or flag), the key, and what is allowed.
 pub mod schema;
 mod settings;
+mod tz_names;
 mod validate;
 pub mod yaml;
 

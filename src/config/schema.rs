@@ -5,6 +5,9 @@
 //! [`Settings`] every other module reads.
 use super::settings::{FromValue, Ignored, Secret};
 
+/// Longest value of a [`Kind::Name`] key.
+pub const NAME_MAX: usize = 63;
+
 /// What kind of value a key holds; drives parsing and validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -36,6 +39,9 @@ pub enum Kind {
     TimeZone,
     /// Network interface name.
     Nic,
+    /// A name OMniLeads builds other names and paths from (TENANT_ID, bucket and backup paths):
+    /// ASCII letters, digits, `_` and `-`, starting with a letter or digit, at most [`NAME_MAX`].
+    Name,
     /// Memory size such as 512M or 1G.
     Size,
     /// A list of http(s) URLs (YAML sequence, or comma-separated in env/--set).
@@ -44,6 +50,10 @@ pub enum Kind {
     Unsupported(&'static str),
     /// A key that only matters to Ansible; accepted and ignored with a warning.
     AnsibleOnly,
+    /// A key omldeploytool's example inventory or group_vars carries for its own machinery
+    /// (install paths, journald limits, images of components omlboot does not run…); accepted
+    /// whatever its value and ignored with a warning saying why.
+    Ignored(&'static str),
 }
 
 /// How a missing secret is handled.
@@ -147,7 +157,7 @@ macro_rules! schema {
 schema! {
     // --- host and layout
     role: String = k(Kind::Enum(ROLES), Some("aio"), "host", "What this host runs: aio, or data/voice/app of a 3-host cluster.");
-    tenant_id: String = k(Kind::Text, Some("omnileads"), "host", "Tenant name passed to Asterisk (TENANT_ID).");
+    tenant_id: String = k(Kind::Name, Some("omnileads"), "host", "Tenant name passed to Asterisk (TENANT_ID).");
     infra_env: Option<String> = k(Kind::Enum(INFRA_ENVS), NONE, "host", "SIP/RTP addressing: cloud, lan, nat, hybrid or all. Detected when unset.");
     omni_ip_lan: Option<String> = k(Kind::Ipv4, NONE, "host", "This host's private IPv4. Detected when unset (omni_nic, then the default-route NIC).");
     omni_nic: Option<String> = k(Kind::Nic, NONE, "host", "NIC whose IPv4 becomes omni_ip_lan when omni_ip_lan is unset.");
@@ -308,6 +318,51 @@ schema! {
     ansible_ssh_port: Ignored = k(Kind::AnsibleOnly, NONE, "ansible", "SSH port for Ansible.");
     ansible_user: Ignored = k(Kind::AnsibleOnly, NONE, "ansible", "SSH user for Ansible.");
     ansible_python_interpreter: Ignored = k(Kind::AnsibleOnly, NONE, "ansible", "Python for Ansible.");
+    // --- issue 10: every other key of omldeploytool 2.2.2's example inventory.yml and group_vars/all
+    aio_1: Ignored = k(Kind::Unsupported("high availability is not implemented by omlboot"), NONE, "unsupported", "HA: first host of the pair.");
+    aio_2: Ignored = k(Kind::Unsupported("high availability is not implemented by omlboot"), NONE, "unsupported", "HA: second host of the pair.");
+    ha_vip_nic: Ignored = k(Kind::Unsupported("high availability is not implemented by omlboot"), NONE, "unsupported", "HA: NIC of the virtual IPs.");
+    netaddr: Ignored = k(Kind::Unsupported("high availability is not implemented by omlboot"), NONE, "unsupported", "HA: network of the virtual IPs.");
+    netprefix: Ignored = k(Kind::Unsupported("high availability is not implemented by omlboot"), NONE, "unsupported", "HA: prefix of the virtual IPs.");
+    omnileads_vip: Ignored = k(Kind::Unsupported("high availability is not implemented by omlboot"), NONE, "unsupported", "HA: OMniLeads virtual IP.");
+    postgres_rw_vip: Ignored = k(Kind::Unsupported("PostgreSQL HA (PGHOSTHA/PGHOSTRO) is not implemented by omlboot"), NONE, "unsupported", "HA: PostgreSQL read-write virtual IP.");
+    postgres_ro_vip: Ignored = k(Kind::Unsupported("PostgreSQL HA (PGHOSTHA/PGHOSTRO) is not implemented by omlboot"), NONE, "unsupported", "HA: PostgreSQL read-only virtual IP.");
+    video_host: Ignored = k(Kind::Unsupported("web-video inbound calls (Jitsi) are not provisioned by omlboot"), NONE, "unsupported", "Jitsi host for web-video calls.");
+    notification_email: Ignored = k(Kind::Ignored("only used for Let's Encrypt certificates (certs: certbot), which omlboot does not provide"), NONE, "omldeploytool", "E-mail for Let's Encrypt.");
+    email_smtp_relay: Ignored = k(Kind::Ignored("omlboot uses SMTP whenever email_backend is set"), NONE, "omldeploytool", "omldeploytool's switch for the email_* keys.");
+    INSTALL_PREFIX: Ignored = k(Kind::Ignored("omlboot uses fixed paths (see README, What gets written)"), NONE, "omldeploytool", "Install path of omldeploytool.");
+    django_deploy_path: Ignored = k(Kind::Ignored("omlboot uses fixed paths (see README, What gets written)"), NONE, "omldeploytool", "Install path of the Django app.");
+    asterisk_location_conf: Ignored = k(Kind::Ignored("omlboot uses fixed paths (see README, What gets written)"), NONE, "omldeploytool", "Asterisk config path.");
+    certs_location: Ignored = k(Kind::Ignored("omlboot uses fixed paths (see README, What gets written)"), NONE, "omldeploytool", "Certificate directory.");
+    swap_file: Ignored = k(Kind::Ignored("omlboot uses fixed paths (see README, What gets written)"), NONE, "omldeploytool", "Swap file path (see swap_space).");
+    journald_system_max_use: Ignored = k(Kind::Ignored("omlboot leaves journald's configuration to the OS image"), NONE, "omldeploytool", "journald system_max_use.");
+    journald_runtime_max_use: Ignored = k(Kind::Ignored("omlboot leaves journald's configuration to the OS image"), NONE, "omldeploytool", "journald runtime_max_use.");
+    journald_system_max_file_size: Ignored = k(Kind::Ignored("omlboot leaves journald's configuration to the OS image"), NONE, "omldeploytool", "journald system_max_file_size.");
+    journald_system_keep_free: Ignored = k(Kind::Ignored("omlboot leaves journald's configuration to the OS image"), NONE, "omldeploytool", "journald system_keep_free.");
+    journald_runtime_keep_free: Ignored = k(Kind::Ignored("omlboot leaves journald's configuration to the OS image"), NONE, "omldeploytool", "journald runtime_keep_free.");
+    USUARIO: Ignored = k(Kind::Ignored("omlboot runs every container as a root systemd unit"), NONE, "omldeploytool", "OS user of omldeploytool.");
+    usuario: Ignored = k(Kind::Ignored("omlboot runs every container as a root systemd unit"), NONE, "omldeploytool", "OS user of omldeploytool.");
+    container_image_registry: Ignored = k(Kind::Ignored("image keys are fully qualified references (docker.io/…)"), NONE, "omldeploytool", "Default registry of omldeploytool.");
+    container_orchest: Ignored = k(Kind::Ignored("omlboot always runs containers as systemd units"), NONE, "omldeploytool", "Container orchestrator (systemd).");
+    redis_ha_version: Ignored = k(Kind::Ignored("high availability is not implemented by omlboot"), NONE, "omldeploytool", "Redis HA version.");
+    haproxy_version: Ignored = k(Kind::Ignored("high availability is not implemented by omlboot"), NONE, "omldeploytool", "HAProxy version.");
+    ha_postgresql_version: Ignored = k(Kind::Ignored("high availability is not implemented by omlboot"), NONE, "omldeploytool", "HA PostgreSQL version.");
+    postgres_homer_db: Ignored = k(Kind::Ignored("omlboot does not run Homer (see homer_host)"), NONE, "omldeploytool", "Homer database name.");
+    MYSQL_HOST: Ignored = k(Kind::Ignored("QA dialer settings: omlboot does not provision Wombat or MariaDB (see qa_env)"), NONE, "omldeploytool", "QA: MariaDB host.");
+    MYSQL_ROOT_PASS: Ignored = k(Kind::Ignored("QA dialer settings: omlboot does not provision Wombat or MariaDB (see qa_env)"), NONE, "omldeploytool", "QA: MariaDB root password.");
+    WOMBAT_DB: Ignored = k(Kind::Ignored("QA dialer settings: omlboot does not provision Wombat or MariaDB (see qa_env)"), NONE, "omldeploytool", "QA: Wombat database.");
+    WOMBAT_DB_USER: Ignored = k(Kind::Ignored("QA dialer settings: omlboot does not provision Wombat or MariaDB (see qa_env)"), NONE, "omldeploytool", "QA: Wombat database user.");
+    WOMBAT_DB_PASS: Ignored = k(Kind::Ignored("QA dialer settings: omlboot does not provision Wombat or MariaDB (see qa_env)"), NONE, "omldeploytool", "QA: Wombat database password.");
+    sentiment_analysis_img: Ignored = k(Kind::Ignored("images of components omlboot does not run"), NONE, "omldeploytool", "Sentiment analysis image.");
+    postgres_ha_img: Ignored = k(Kind::Ignored("images of components omlboot does not run"), NONE, "omldeploytool", "HA PostgreSQL image.");
+    nginxcgi_img: Ignored = k(Kind::Ignored("images of components omlboot does not run"), NONE, "omldeploytool", "QA nginx image.");
+    pstn_emulator_img: Ignored = k(Kind::Ignored("images of components omlboot does not run"), NONE, "omldeploytool", "QA PSTN emulator image.");
+    wombat_img: Ignored = k(Kind::Ignored("images of components omlboot does not run"), NONE, "omldeploytool", "Wombat dialer image.");
+    mysql_img: Ignored = k(Kind::Ignored("images of components omlboot does not run"), NONE, "omldeploytool", "MariaDB image (QA dialer).");
+    survey_worker_img: Ignored = k(Kind::Ignored("images of components omlboot does not run"), NONE, "omldeploytool", "Survey worker image.");
+    certbot_img: Ignored = k(Kind::Ignored("images of components omlboot does not run"), NONE, "omldeploytool", "certbot image.");
+    haproxy_img: Ignored = k(Kind::Ignored("images of components omlboot does not run"), NONE, "omldeploytool", "HAProxy image (HA).");
+    // --- end of issue 10's omldeploytool keys
 }
 
 pub fn lookup(name: &str) -> Option<&'static Key> {
@@ -351,10 +406,14 @@ pub fn allowed(kind: Kind) -> String {
         Kind::Path => "an absolute path".into(),
         Kind::TimeZone => "an IANA time zone such as America/Argentina/Cordoba or UTC".into(),
         Kind::Nic => "a network interface name such as eth0".into(),
+        Kind::Name => format!(
+            "a name of 1–{NAME_MAX} characters: letters a–z and A–Z, digits, `_` and `-`, starting with a letter or digit"
+        ),
         Kind::Size => "a size such as 512M, 1G or 128MB".into(),
         Kind::UrlList => "a list of http(s) URLs".into(),
         Kind::Unsupported(why) => format!("not set ({why})"),
         Kind::AnsibleOnly => "anything (ignored)".into(),
+        Kind::Ignored(_) => "anything (ignored with a warning)".into(),
     }
 }
 

@@ -66,6 +66,7 @@ pub(super) fn load(src: &Sources, host_specific: bool) -> Result<Config, ConfigE
         values: BTreeMap::new(),
         warnings: Vec::new(),
     };
+    let mut ignored: Vec<(&str, Vec<&str>)> = Vec::new();
     for key in KEYS {
         match entries.get(key.name) {
             Some(Entry {
@@ -95,6 +96,21 @@ pub(super) fn load(src: &Sources, host_specific: bool) -> Result<Config, ConfigE
                 ));
             }
         }
+        if let Kind::Ignored(why) = key.kind {
+            if entries.contains_key(key.name) {
+                match ignored.iter_mut().find(|(w, _)| *w == why) {
+                    Some((_, keys)) => keys.push(key.name),
+                    None => ignored.push((why, vec![key.name])),
+                }
+            }
+        }
+    }
+    // One line per reason: a pasted omldeploytool group_vars carries some thirty such keys.
+    for (why, keys) in ignored {
+        warnings.push(format!(
+            "ignored (omldeploytool only: {why}): {}",
+            keys.join(", ")
+        ));
     }
 
     let file_origin = src
@@ -311,6 +327,9 @@ fn one_line(s: &str) -> Result<(), String> {
 /// Check a raw value against its key's kind. `Ok(None)` means "no value" (an unsupported key left off).
 fn parse_value(key: &schema::Key, raw: &Raw) -> Result<Option<Value>, String> {
     let allowed = schema::allowed(key.kind);
+    if matches!(key.kind, Kind::AnsibleOnly | Kind::Ignored(_)) {
+        return Ok(None);
+    }
     let text = match (raw, key.kind) {
         (Raw::Unset, _) => return Ok(None),
         (Raw::List(items), Kind::UrlList) => {
@@ -421,14 +440,22 @@ fn parse_value(key: &schema::Key, raw: &Raw) -> Result<Option<Value>, String> {
             }
         }
         Kind::TimeZone => {
-            let ok = text == "UTC"
-                || (!text.starts_with('/')
-                    && !text.contains("..")
-                    && text.split('/').all(|p| {
-                        !p.is_empty()
-                            && p.chars()
-                                .all(|c| c.is_ascii_alphanumeric() || "_+-".contains(c))
-                    }));
+            if super::tz_names::TZ_NAMES.binary_search(&text).is_ok() {
+                Ok(Some(Value::Text(text.to_string())))
+            } else {
+                let not_known = format!("{text:?} is not in the IANA time zone database");
+                Err(match suggest_time_zone(text) {
+                    Some(c) => format!("{not_known}; did you mean `{c}`?"),
+                    None => format!("{not_known}; expected {allowed}"),
+                })
+            }
+        }
+        Kind::Name => {
+            let ok = text.len() <= schema::NAME_MAX
+                && text.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
             if ok {
                 Ok(Some(Value::Text(text.to_string())))
             } else {
@@ -464,8 +491,24 @@ fn parse_value(key: &schema::Key, raw: &Raw) -> Result<Option<Value>, String> {
             "" | "false" | "no" | "off" => Ok(None),
             _ => Err(format!("not supported: {why}")),
         },
-        Kind::AnsibleOnly => Ok(None),
+        Kind::AnsibleOnly | Kind::Ignored(_) => Ok(None),
     }
+}
+
+/// The closest IANA name to a refused one: the same name in another case first, then the
+/// most similar name (Jaro-Winkler, as for unknown keys).
+fn suggest_time_zone(text: &str) -> Option<&'static str> {
+    let names = super::tz_names::TZ_NAMES;
+    if let Some(n) = names.iter().find(|n| n.eq_ignore_ascii_case(text)) {
+        return Some(n);
+    }
+    let lower = text.to_ascii_lowercase();
+    names
+        .iter()
+        .map(|n| (strsim::jaro_winkler(&lower, &n.to_ascii_lowercase()), *n))
+        .filter(|(score, _)| *score >= 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, n)| n)
 }
 
 fn is_hostname(s: &str, min_labels: usize) -> bool {

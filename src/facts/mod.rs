@@ -139,7 +139,9 @@ pub async fn gather(root: &Path, cfg: &Config) -> Facts {
         public_ip_source = Some("config (nat_ip_addr)".to_string());
     } else if public_ip_needed(cfg) {
         let (endpoints, policy) = http_settings(cfg);
-        let use_echo = s.infra_env.as_deref() != Some("lan");
+        // Without a default route no echo service can be reached: asking them only costs
+        // timeouts (a LAN host with DHCP and no way out paid 23 s for nothing).
+        let use_echo = s.infra_env.as_deref() != Some("lan") && net.default_route_nic.is_some();
         let (found, w) = public_ip::discover(
             root,
             instance_data.as_ref(),

@@ -22,7 +22,8 @@ pub fn read_instance_data(root: &Path) -> Option<serde_json::Value> {
     serde_json::from_str(&text).ok()
 }
 
-/// Find the public IPv4. `use_echo=false` skips the echo fallback (infra_env=lan was asked for).
+/// Find the public IPv4. `use_echo=false` skips the echo fallback (infra_env=lan was asked for,
+/// or the host has no default route).
 /// Never fails: problems become warnings, and `None` means no public IP was found.
 ///
 /// `root` is unused today: everything read from disk arrives as `instance_data`; it stays in
