@@ -21,6 +21,7 @@ use super::seams::{ImageStore, PackageManager, Podman, ServiceManager, SystemPac
 use super::state::{ComponentRecord, ProbeRecord, State, StepRecord};
 use super::systemd::{self, Outcome, UnitState};
 use super::tls;
+use super::upgrade::{self, Day2, Deferred, Run};
 use crate::facts::os::PkgFamily;
 use crate::fsutil::{ensure_dir, write_atomic, Written};
 use crate::plan::{Plan, PlannedComponent, PlannedTask, Step};
@@ -87,8 +88,13 @@ fn system_packages(opts: &Options) -> SystemPackages {
 
 /// Apply the plan on the live host.
 pub async fn apply(plan: &Plan, opts: &Options) -> Result<State> {
+    apply_day2(plan, opts, &Day2::default()).await
+}
+
+/// Apply the plan on the live host with these upgrade and telephony-safety settings.
+pub async fn apply_day2(plan: &Plan, opts: &Options, day2: &Day2) -> Result<State> {
     let host = Host::live(opts).await?;
-    apply_on(plan, opts, &host).await
+    apply_with(plan, opts, &host, day2).await
 }
 
 /// What `omlboot bake` needs of a plan: its packages and its images, nothing host-specific.
@@ -197,13 +203,13 @@ fn progress(name: &str, outcome: &str, took: Duration, message: Option<&str>) {
     );
 }
 
-struct Recorder<'a> {
-    state: State,
-    root: &'a Path,
+pub(crate) struct Recorder<'a> {
+    pub(crate) state: State,
+    pub(crate) root: &'a Path,
 }
 
 impl Recorder<'_> {
-    fn step(
+    pub(crate) fn step(
         &mut self,
         name: &str,
         outcome: &str,
@@ -220,7 +226,7 @@ impl Recorder<'_> {
         });
         self.state.save(self.root)
     }
-    fn component(
+    pub(crate) fn component(
         &mut self,
         name: &str,
         unit: &str,
@@ -238,7 +244,7 @@ impl Recorder<'_> {
         );
         self.state.save(self.root)
     }
-    fn probe(&mut self, name: &str, probe: ProbeRecord) -> Result<()> {
+    pub(crate) fn probe(&mut self, name: &str, probe: ProbeRecord) -> Result<()> {
         if let Some(c) = self.state.components.get_mut(name) {
             c.probe = Some(probe);
         }
@@ -454,6 +460,23 @@ where
     S: ServiceManager,
     R: Runtime,
 {
+    apply_with(plan, opts, host, &Day2::default()).await
+}
+
+/// [`apply_on`] with day-2 settings: the stability window of image changes, the drain timeout and
+/// maintenance window of voice restarts, `--force`, and (tests) the wall clock.
+pub async fn apply_with<P, I, S, R>(
+    plan: &Plan,
+    opts: &Options,
+    host: &Host<P, I, S, R>,
+    day2: &Day2,
+) -> Result<State>
+where
+    P: PackageManager,
+    I: ImageStore,
+    S: ServiceManager,
+    R: Runtime,
+{
     let target = &opts.target;
     let root = target.root();
     // Preflight, before the first change: the operator's TLS pair must be usable.
@@ -494,7 +517,15 @@ where
                 rec.state.tasks.insert(t.name.clone(), r.clone());
             }
         }
+        // So do the images each component runs, and the previous ones kept for a rollback.
+        for c in &plan.components {
+            if let Some(r) = p.upgrades.get(&c.name) {
+                rec.state.upgrades.insert(c.name.clone(), r.clone());
+            }
+        }
     }
+    let mut run = Run::new(day2, root);
+    let mut groups_prepared = false;
     rec.state.save(root)?;
     // Components a failed task keeps from starting: component → why.
     let mut blocked: BTreeMap<String, String> = BTreeMap::new();
@@ -619,6 +650,21 @@ where
                     all_running,
                 )
                 .await?;
+                // Every new image is present, nothing restarted yet: find the image changes, keep
+                // the previous images, dump the database.
+                if !groups_prepared {
+                    groups_prepared = true;
+                    upgrade::prepare_groups(
+                        &mut run,
+                        &mut rec,
+                        plan,
+                        &images.after,
+                        previous.as_ref(),
+                        host,
+                        opts,
+                    )
+                    .await?;
+                }
             }
             Stage::One(Step::DaemonReload) => {
                 let states = observe(&mut observed, &*host.services, &all_units).await?;
@@ -672,6 +718,7 @@ where
                     .clone();
                 units_stage(
                     &mut rec,
+                    &mut run,
                     plan,
                     &units,
                     &states,
@@ -691,11 +738,18 @@ where
             }
         }
     }
+    // Voice restarts that waited for their calls to end, or for the maintenance window.
+    upgrade::finish_deferred(&mut run, &mut rec, plan, host, opts).await?;
     rec.state.images = images
         .after
         .iter()
         .filter_map(|(r, id)| id.clone().map(|id| (r.clone(), id)))
         .collect();
+    for (r, id) in &run.image_overrides {
+        rec.state.images.insert(r.clone(), id.clone());
+    }
+    let settled = rec.state.images.clone();
+    upgrade::record_settled(&mut rec, plan, &settled);
     rec.state.notices = plan
         .tasks()
         .filter(|t| {
@@ -707,6 +761,10 @@ where
         .filter_map(|t| t.notice.clone())
         .collect();
     rec.state.conclude(&plan.optional_components());
+    // Rolled back and healthy on the previous version: degraded (exit 3), not done.
+    if run.rolled_back && rec.state.status == super::state::Status::Done {
+        rec.state.status = super::state::Status::Degraded;
+    }
     rec.state.save(root)?;
     Ok(rec.state)
 }
@@ -824,8 +882,9 @@ async fn observe<'a, S: ServiceManager>(
 /// another in plan order so systemd's After= ordering holds between them; independent units then
 /// start in parallel, as at boot.
 #[allow(clippy::too_many_arguments)]
-async fn units_stage<P, I, S: ServiceManager, R: Runtime>(
+async fn units_stage<P, I: ImageStore, S: ServiceManager, R: Runtime>(
     rec: &mut Recorder<'_>,
+    run: &mut Run<'_>,
     plan: &Plan,
     units: &[(&str, &str)],
     states: &BTreeMap<String, UnitState>,
@@ -836,6 +895,9 @@ async fn units_stage<P, I, S: ServiceManager, R: Runtime>(
     opts: &Options,
 ) -> Result<()> {
     let mut jobs: Vec<(&PlannedComponent, &'static str, bool)> = Vec::new();
+    // Image changes of this stage, by reference, members in plan order; and those a failed task blocks.
+    let mut groups: Vec<(String, Vec<&PlannedComponent>)> = Vec::new();
+    let mut blocked_groups: BTreeMap<String, String> = BTreeMap::new();
     for (unit, component) in units {
         let start = Instant::now();
         let name = format!("unit {unit}");
@@ -855,6 +917,18 @@ async fn units_stage<P, I, S: ServiceManager, R: Runtime>(
             service_type: String::new(),
         };
         let observed = states.get(*unit).unwrap_or(&unknown);
+        if run.group_of(c).is_some() {
+            if let Some(why) = blocked.get(&c.name) {
+                blocked_groups
+                    .entry(c.image.clone())
+                    .or_insert_with(|| why.clone());
+            }
+            match groups.iter_mut().find(|(r, _)| *r == c.image) {
+                Some((_, members)) => members.push(c),
+                None => groups.push((c.image.clone(), vec![c])),
+            }
+            continue;
+        }
         match decide_unit(c, observed, changed_files, images) {
             UnitAction::ImageMissing(reason) => {
                 rec.component(&c.name, &c.unit, "failed", Some(reason.clone()))?;
@@ -869,6 +943,25 @@ async fn units_stage<P, I, S: ServiceManager, R: Runtime>(
             UnitAction::Keep => {
                 rec.component(&c.name, &c.unit, "active", None)?;
                 rec.step(&name, "unchanged", start, None)?;
+            }
+            UnitAction::Restart if c.calls.is_some() => {
+                let since = run.clock.now_unix();
+                let deferred = Deferred::Restart {
+                    component: c.name.clone(),
+                    since_unix: since,
+                };
+                match upgrade::voice_gate(run, rec, &[c], deferred, host).await? {
+                    Some(why) => {
+                        if let Some(why) = why {
+                            let r = rec.state.upgrades.entry(c.name.clone()).or_default();
+                            r.outcome = "restarted".into();
+                            r.reason = Some(why);
+                            r.at_unix = super::state::now_unix();
+                        }
+                        jobs.push((c, "restarted", true))
+                    }
+                    None => continue,
+                }
             }
             UnitAction::Restart => jobs.push((c, "restarted", true)),
             UnitAction::Start { reset_failed } => {
@@ -933,7 +1026,27 @@ async fn units_stage<P, I, S: ServiceManager, R: Runtime>(
             }
         }
     }
-    probe_stage(rec, plan, units, host, opts).await
+    probe_stage(rec, plan, units, host, opts).await?;
+    // Then each image change of the stage through its gate, one group after another.
+    for (reference, members) in groups {
+        if let Some(why) = blocked_groups.get(&reference) {
+            // Its new image's task failed: its units never left the previous image.
+            upgrade::rollback_group(run, rec, &reference, &members, why, false, host, opts).await?;
+            continue;
+        }
+        let since = run.clock.now_unix();
+        let deferred = Deferred::Group {
+            reference: reference.clone(),
+            since_unix: since,
+        };
+        if upgrade::voice_gate(run, rec, &members, deferred, host)
+            .await?
+            .is_some()
+        {
+            upgrade::upgrade_group(run, rec, &reference, &members, host, opts).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Probe every component of the stage whose unit is active, concurrently, each until it passes or
