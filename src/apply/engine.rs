@@ -762,7 +762,13 @@ where
         .collect();
     rec.state.conclude(&plan.optional_components());
     // Rolled back and healthy on the previous version: degraded (exit 3), not done.
-    if run.rolled_back && rec.state.status == super::state::Status::Done {
+    let on_previous = plan.components.iter().any(|c| {
+        rec.state
+            .upgrades
+            .get(&c.name)
+            .is_some_and(|r| r.outcome == "rolled back" && r.reference == c.image)
+    });
+    if (run.rolled_back || on_previous) && rec.state.status == super::state::Status::Done {
         rec.state.status = super::state::Status::Degraded;
     }
     rec.state.save(root)?;
@@ -929,7 +935,17 @@ async fn units_stage<P, I: ImageStore, S: ServiceManager, R: Runtime>(
             }
             continue;
         }
-        match decide_unit(c, observed, changed_files, images) {
+        let mut action = decide_unit(c, observed, changed_files, images);
+        // A restart an earlier run put off (calls, window) is still owed, though nothing changes now.
+        let owed = rec
+            .state
+            .upgrades
+            .get(&c.name)
+            .is_some_and(|r| r.outcome == "not restarted" || upgrade::waiting(r));
+        if owed && action == UnitAction::Keep {
+            action = UnitAction::Restart;
+        }
+        match action {
             UnitAction::ImageMissing(reason) => {
                 rec.component(&c.name, &c.unit, "failed", Some(reason.clone()))?;
                 rec.step(&name, "failed", start, Some(reason))?;
@@ -1039,11 +1055,11 @@ async fn units_stage<P, I: ImageStore, S: ServiceManager, R: Runtime>(
             reference: reference.clone(),
             since_unix: since,
         };
-        if upgrade::voice_gate(run, rec, &members, deferred, host)
-            .await?
-            .is_some()
-        {
+        if let Some(why) = upgrade::voice_gate(run, rec, &members, deferred, host).await? {
             upgrade::upgrade_group(run, rec, &reference, &members, host, opts).await?;
+            if let Some(why) = why {
+                upgrade::note(rec, &members, &why);
+            }
         }
     }
     Ok(())

@@ -46,6 +46,9 @@ pub struct Day2 {
     /// The wall clock (unix s) at the start of the run; `None`: now. Tests fix it and run on tokio's
     /// paused clock, so weekdays and hours are simulated.
     pub clock_start_unix: Option<u64>,
+    /// Tests: stop the run (an error) right after this journal step is written, as a `kill -9`
+    /// there would leave the host.
+    pub kill_after: Option<JStep>,
 }
 
 impl Default for Day2 {
@@ -57,6 +60,7 @@ impl Default for Day2 {
             force: false,
             drain_poll: Duration::from_secs(5),
             clock_start_unix: None,
+            kill_after: None,
         }
     }
 }
@@ -240,6 +244,21 @@ impl<'a> Run<'a> {
         }
     }
 
+    /// Journal `step` for the group of `reference` (fsync'd) before taking it.
+    pub fn jstep(
+        &mut self,
+        root: &Path,
+        reference: &str,
+        step: JStep,
+        detail: Option<String>,
+    ) -> Result<()> {
+        self.journal.step(root, reference, step, detail)?;
+        if self.day2.kill_after == Some(step) {
+            anyhow::bail!("killed right after journal step {step:?} of {reference} (test)");
+        }
+        Ok(())
+    }
+
     /// The group a component belongs to, if its image changes this run.
     pub fn group_of(&self, c: &PlannedComponent) -> Option<&JGroup> {
         self.groups
@@ -306,6 +325,15 @@ pub(crate) async fn prepare_groups<P, I: ImageStore, S, R: Runtime>(
         if record.image_id.is_empty() || &record.image_id == new_id {
             continue;
         }
+        // Killed after its gate passed, before the state said so: it is upgraded.
+        if run
+            .journal
+            .groups
+            .get(&c.image)
+            .is_some_and(|g| g.step == JStep::Upgraded && &g.new_id == new_id)
+        {
+            continue;
+        }
         let g = fresh.entry(c.image.clone()).or_insert_with(|| JGroup {
             components: Vec::new(),
             previous_id: record.image_id.clone(),
@@ -335,8 +363,7 @@ pub(crate) async fn prepare_groups<P, I: ImageStore, S, R: Runtime>(
                 short(&g.previous_id),
                 short(&g.new_id)
             );
-            run.journal
-                .step(root, reference, JStep::Pulled, Some(detail))?;
+            run.jstep(root, reference, JStep::Pulled, Some(detail))?;
         }
         run.groups.extend(fresh);
     }
@@ -350,8 +377,7 @@ pub(crate) async fn prepare_groups<P, I: ImageStore, S, R: Runtime>(
             match host.images.tag(&g.previous_id, &tag).await {
                 Ok(()) => {
                     set_group(run, &reference, |g| g.previous_tag = Some(tag.clone()));
-                    run.journal
-                        .step(root, &reference, JStep::PreviousTagged, Some(tag.clone()))?;
+                    run.jstep(root, &reference, JStep::PreviousTagged, Some(tag.clone()))?;
                     rec.step(
                         &format!("keep previous {reference}"),
                         "done",
@@ -367,7 +393,7 @@ pub(crate) async fn prepare_groups<P, I: ImageStore, S, R: Runtime>(
                         start,
                         Some(format!("{e:#}")),
                     )?;
-                    run.journal.step(
+                    run.jstep(
                         root,
                         &reference,
                         JStep::PreviousTagged,
@@ -393,21 +419,18 @@ pub(crate) async fn prepare_groups<P, I: ImageStore, S, R: Runtime>(
                 Ok(()) => {
                     set_group(run, &reference, |g| g.dump = Some(dump.clone()));
                     run.journal.groups.insert(reference.clone(), run.groups[&reference].clone());
-                    run.journal
-                        .step(root, &reference, JStep::DumpTaken, Some(dump.clone()))?;
+                    run.jstep(root, &reference, JStep::DumpTaken, Some(dump.clone()))?;
                     rec.step("database dump", "done", start, Some(dump))?;
                 }
                 Err(e) => {
                     // No dump, no upgrade: the previous image goes back under the reference.
                     let why = format!("database dump before the upgrade failed: {e}");
                     rec.step("database dump", "failed", start, Some(why.clone()))?;
-                    run.journal
-                        .step(root, &reference, JStep::RollingBack, Some(why.clone()))?;
+                    run.jstep(root, &reference, JStep::RollingBack, Some(why.clone()))?;
                     host.images.tag(&g.previous_id, &reference).await?;
                     run.image_overrides
                         .insert(reference.clone(), g.previous_id.clone());
-                    run.journal
-                        .step(root, &reference, JStep::RolledBack, Some(why.clone()))?;
+                    run.jstep(root, &reference, JStep::RolledBack, Some(why.clone()))?;
                     run.rolled_back = true;
                     for name in &g.components {
                         record(rec, name, &reference, &g, "rolled back", Some(why.clone()), false);
@@ -639,7 +662,7 @@ pub(crate) async fn upgrade_group<P, I: ImageStore, S: ServiceManager, R: Runtim
     let g = run.groups[reference].clone();
     let start = std::time::Instant::now();
     let names: Vec<&str> = members.iter().map(|c| c.name.as_str()).collect();
-    run.journal.step(
+    run.jstep(
         root,
         reference,
         JStep::Restarting,
@@ -654,8 +677,7 @@ pub(crate) async fn upgrade_group<P, I: ImageStore, S: ServiceManager, R: Runtim
     }
     let mut probes: Vec<(&PlannedComponent, Option<ProbeRecord>)> = Vec::new();
     if failure.is_none() {
-        run.journal
-            .step(root, reference, JStep::Probing, Some(names.join(",")))?;
+        run.jstep(root, reference, JStep::Probing, Some(names.join(",")))?;
         for c in members {
             match gate_one(
                 c,
@@ -679,7 +701,7 @@ pub(crate) async fn upgrade_group<P, I: ImageStore, S: ServiceManager, R: Runtim
     }
     match failure {
         None => {
-            run.journal.step(root, reference, JStep::Upgraded, None)?;
+            run.jstep(root, reference, JStep::Upgraded, None)?;
             let what = format!("{} → {}", short(&g.previous_id), short(&g.new_id));
             for (c, p) in probes {
                 rec.component(&c.name, &c.unit, "active", None)?;
@@ -718,8 +740,7 @@ pub(crate) async fn rollback_group<P, I: ImageStore, S: ServiceManager, R: Runti
     let g = run.groups[reference].clone();
     let start = std::time::Instant::now();
     let names: Vec<&str> = members.iter().map(|c| c.name.as_str()).collect();
-    run.journal
-        .step(root, reference, JStep::RollingBack, Some(why.to_string()))?;
+    run.jstep(root, reference, JStep::RollingBack, Some(why.to_string()))?;
     let mut failure: Option<String> = None;
     if let Err(e) = host.images.tag(&g.previous_id, reference).await {
         failure = Some(format!("putting the previous image back: {e:#}"));
@@ -767,8 +788,8 @@ pub(crate) async fn rollback_group<P, I: ImageStore, S: ServiceManager, R: Runti
                     rec.probe(&c.name, p)?;
                 }
             }
-            run.journal
-                .step(root, reference, JStep::RolledBack, Some(why.to_string()))?;
+            rec.state.save(root)?;
+            run.jstep(root, reference, JStep::RolledBack, Some(why.to_string()))?;
             rec.step(
                 &format!("upgrade {}", names.join(",")),
                 "rolled back",
@@ -783,8 +804,7 @@ pub(crate) async fn rollback_group<P, I: ImageStore, S: ServiceManager, R: Runti
                 rec.component(&c.name, &c.unit, "failed", Some(reason.clone()))?;
                 record(rec, &c.name, reference, &g, "failed", Some(reason.clone()), false);
             }
-            run.journal
-                .step(root, reference, JStep::RolledBack, Some(reason.clone()))?;
+            run.jstep(root, reference, JStep::RolledBack, Some(reason.clone()))?;
             rec.step(
                 &format!("upgrade {}", names.join(",")),
                 "failed",
@@ -850,6 +870,7 @@ pub(crate) async fn finish_deferred<P, I: ImageStore, S: ServiceManager, R: Runt
                     Deferred::Group { reference, .. } => {
                         eprintln!("omlboot: {reference}: {why}");
                         upgrade_group(run, rec, reference, &members, host, opts).await?;
+                        note(rec, &members, &why);
                     }
                     Deferred::Restart { .. } => {
                         let c = members[0];
@@ -1050,6 +1071,18 @@ pub fn status_lines(s: &State) -> String {
         ));
     }
     out
+}
+
+/// Add why a voice restart went ahead (no call, the window, --force) to the records of `members`.
+pub(crate) fn note(rec: &mut Recorder<'_>, members: &[&PlannedComponent], why: &str) {
+    for c in members.iter().filter(|c| c.calls.is_some()) {
+        if let Some(r) = rec.state.upgrades.get_mut(&c.name) {
+            r.reason = Some(match &r.reason {
+                Some(x) => format!("{x}; {why}"),
+                None => why.to_string(),
+            });
+        }
+    }
 }
 
 /// Whether the record of a component says it waits (for `status`).
