@@ -167,42 +167,75 @@ fn last_index(calls: &[String], call: &str) -> usize {
 }
 
 #[test]
-fn two_upgrades_one_never_passes_its_probe_first_upgraded_second_rolled_back_rest_untouched_exit_3(
-) {
+fn two_upgrades_one_never_passes_its_probe_first_upgraded_second_rolled_back_rest_untouched_exit_3()
+{
     let v1 = plan_of("");
     let v2 = plan_of(&format!("{KAMAILIO_2}{OMLAPP_2}"));
     let root = tempfile::tempdir().unwrap();
     let calls = Calls::default();
     let host = installed(&calls, root.path(), &[&v1, &v2]);
-    let (old_app, new_app) = (id_of(&image_of(&v1, "omnileads")), id_of(&image_of(&v2, "omnileads")));
-    let (old_kam, new_kam) = (id_of(&image_of(&v1, "kamailio")), id_of(&image_of(&v2, "kamailio")));
-    host.runtime.broken_images.lock().unwrap().insert(new_app.clone());
+    let (old_app, new_app) = (
+        id_of(&image_of(&v1, "omnileads")),
+        id_of(&image_of(&v2, "omnileads")),
+    );
+    let (old_kam, new_kam) = (
+        id_of(&image_of(&v1, "kamailio")),
+        id_of(&image_of(&v2, "kamailio")),
+    );
+    host.runtime
+        .broken_images
+        .lock()
+        .unwrap()
+        .insert(new_app.clone());
 
     let before = calls.all().len();
     let s = apply(&v2, root.path(), &host, &day2()).unwrap();
     let all = calls.all()[before..].to_vec();
 
     // Exit 3: rolled back, healthy on the old version.
-    assert_eq!(s.status, Status::Degraded, "{:?} {:?}", s.errors, s.components);
+    assert_eq!(
+        s.status,
+        Status::Degraded,
+        "{:?} {:?}",
+        s.errors,
+        s.components
+    );
     assert_eq!(s.status.code(), Code::Degraded);
     let k = &s.upgrades["kamailio"];
-    assert_eq!((k.outcome.as_str(), k.image_id.as_str()), ("upgraded", new_kam.as_str()));
+    assert_eq!(
+        (k.outcome.as_str(), k.image_id.as_str()),
+        ("upgraded", new_kam.as_str())
+    );
     assert_eq!(k.previous_id.as_deref(), Some(old_kam.as_str()));
-    assert!(k.previous_tag.as_deref().unwrap().starts_with("localhost/omlboot-previous/kamailio:"));
+    assert!(k
+        .previous_tag
+        .as_deref()
+        .unwrap()
+        .starts_with("localhost/omlboot-previous/kamailio:"));
     for c in ["omnileads", "daphne", "omlcron"] {
         let r = &s.upgrades[c];
         assert_eq!(r.outcome, "rolled back", "{c}: {r:?}");
         assert_eq!(r.image_id, old_app, "{c}");
         assert_eq!(r.rejected_id.as_deref(), Some(new_app.as_str()));
-        assert!(r.reason.as_deref().unwrap().contains("probe failed"), "{r:?}");
+        assert!(
+            r.reason.as_deref().unwrap().contains("probe failed"),
+            "{r:?}"
+        );
         assert_eq!(s.components[c].state, "active", "{c}");
-        assert!(s.components[c].probe.as_ref().is_none_or(|p| p.passed), "{c}");
+        assert!(
+            s.components[c].probe.as_ref().is_none_or(|p| p.passed),
+            "{c}"
+        );
     }
     // The reference the units run names the previous image again; both previous images are kept.
     let present = host.images.present.lock().unwrap().clone();
     assert_eq!(present[&image_of(&v2, "omnileads")], old_app);
-    assert!(present.iter().any(|(r, id)| r.starts_with("localhost/omlboot-previous/kamailio:") && *id == old_kam));
-    assert!(present.iter().any(|(r, id)| r.starts_with("localhost/omlboot-previous/omnileads:") && *id == old_app));
+    assert!(present
+        .iter()
+        .any(|(r, id)| r.starts_with("localhost/omlboot-previous/kamailio:") && *id == old_kam));
+    assert!(present
+        .iter()
+        .any(|(r, id)| r.starts_with("localhost/omlboot-previous/omnileads:") && *id == old_app));
     // Every unit runs one image: omlapp's all the old one.
     let running = host.services.running.lock().unwrap().clone();
     for u in ["omnileads.service", "daphne.service", "omlcron.service"] {
@@ -212,21 +245,47 @@ fn two_upgrades_one_never_passes_its_probe_first_upgraded_second_rolled_back_res
     // Only the two groups were restarted: the other units saw no start or restart.
     assert_eq!(
         restarts(&all),
-        ["daphne.service", "kamailio.service", "omlcron.service", "omnileads.service"]
+        [
+            "daphne.service",
+            "kamailio.service",
+            "omlcron.service",
+            "omnileads.service"
+        ]
     );
     // Dump before the migrations of the new image, restored by the rollback.
-    let dump = all.iter().position(|c| c.starts_with("dump ")).expect("dump");
+    let dump = all
+        .iter()
+        .position(|c| c.starts_with("dump "))
+        .expect("dump");
     assert!(dump < index(&all, "task django_migrations"), "{all:?}");
-    let restore = all.iter().position(|c| c.starts_with("restore ")).expect("restore");
-    assert!(restore > last_index(&all, "restart omnileads.service") - 4, "{all:?}");
-    assert!(root.path().join(s.upgrades["omnileads"].dump.as_deref().unwrap().trim_start_matches('/')).is_file());
+    let restore = all
+        .iter()
+        .position(|c| c.starts_with("restore "))
+        .expect("restore");
+    assert!(
+        restore > last_index(&all, "restart omnileads.service") - 4,
+        "{all:?}"
+    );
+    assert!(root
+        .path()
+        .join(
+            s.upgrades["omnileads"]
+                .dump
+                .as_deref()
+                .unwrap()
+                .trim_start_matches('/')
+        )
+        .is_file());
     // Data, then voice, then app: kamailio was upgraded before omlapp was touched.
     assert!(index(&all, "restart kamailio.service") < index(&all, "restart omnileads.service"));
     // The journal: written before every step, finished.
     let j = Journal::load(root.path()).unwrap().unwrap();
     assert!(j.done);
     assert_eq!(j.groups[&image_of(&v2, "kamailio")].step, JStep::Upgraded);
-    assert_eq!(j.groups[&image_of(&v2, "omnileads")].step, JStep::RolledBack);
+    assert_eq!(
+        j.groups[&image_of(&v2, "omnileads")].step,
+        JStep::RolledBack
+    );
     let steps: Vec<JStep> = j
         .entries
         .iter()
@@ -247,12 +306,19 @@ fn two_upgrades_one_never_passes_its_probe_first_upgraded_second_rolled_back_res
     );
     // status explains.
     let lines = upgrade::status_lines(&s);
-    assert!(lines.contains("rolled back: omnileads: probe failed"), "{lines}");
+    assert!(
+        lines.contains("rolled back: omnileads: probe failed"),
+        "{lines}"
+    );
 
     // A re-run converges: nothing restarted, the rolled back reference is not tried again.
     let before = calls.all().len();
     let s = apply(&v2, root.path(), &host, &day2()).unwrap();
-    assert!(restarts(&calls.all()[before..]).is_empty(), "{:?}", &calls.all()[before..]);
+    assert!(
+        restarts(&calls.all()[before..]).is_empty(),
+        "{:?}",
+        &calls.all()[before..]
+    );
     assert_eq!(s.upgrades["omnileads"].outcome, "rolled back");
 }
 
@@ -264,11 +330,10 @@ fn asterisk_carrying_a_call_waits_until_it_ends_while_the_rest_proceeds_and_stat
     let calls = Calls::default();
     let host = installed(&calls, root.path(), &[&v1, &v2]);
     // One call, for a while (30 polls of 5 s).
-    host.runtime
-        .call_counts
-        .lock()
-        .unwrap()
-        .insert("oml-asterisk-server".into(), std::iter::repeat_n(1, 30).collect());
+    host.runtime.call_counts.lock().unwrap().insert(
+        "oml-asterisk-server".into(),
+        std::iter::repeat_n(1, 30).collect(),
+    );
     fake::wire(&host, &v2);
     let before = calls.all().len();
     let d = day2();
@@ -284,7 +349,11 @@ fn asterisk_carrying_a_call_waits_until_it_ends_while_the_rest_proceeds_and_stat
         let mid = State::load(root.path()).unwrap().unwrap();
         assert_eq!(mid.components["asterisk"].state, "waiting");
         assert_eq!(mid.upgrades["asterisk"].outcome, "waiting for drain");
-        assert!(mid.upgrades["asterisk"].reason.as_deref().unwrap().contains("1 call"));
+        assert!(mid.upgrades["asterisk"]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("1 call"));
         // The rest of the upgrade went on meanwhile.
         assert_eq!(mid.upgrades["websockets"].outcome, "upgraded");
         // The call ends.
@@ -333,13 +402,22 @@ fn with_a_closed_maintenance_window_a_call_that_does_not_end_waits_for_the_windo
         let mid = State::load(root.path()).unwrap().unwrap();
         assert_eq!(mid.upgrades["asterisk"].outcome, "waiting for window");
         let why = mid.upgrades["asterisk"].reason.clone().unwrap();
-        assert!(why.contains(&format!("opens at {}", MONDAY + 2 * 3600)), "{why}");
+        assert!(
+            why.contains(&format!("opens at {}", MONDAY + 2 * 3600)),
+            "{why}"
+        );
         run.await.unwrap()
     });
     assert_eq!(s.status, Status::Done, "{:?}", s.errors);
     let a = &s.upgrades["asterisk"];
     assert_eq!(a.outcome, "upgraded");
-    assert!(a.reason.as_deref().unwrap().contains("window mon 02-05 UTC is open"), "{a:?}");
+    assert!(
+        a.reason
+            .as_deref()
+            .unwrap()
+            .contains("window mon 02-05 UTC is open"),
+        "{a:?}"
+    );
     // It restarted at 02:00, not before: about 2 h of polls every 5 s.
     assert!(host.runtime.call_polls("oml-asterisk-server") >= 1400);
 }
@@ -363,7 +441,13 @@ fn force_restarts_a_voice_component_carrying_calls_at_once_and_says_so() {
     assert_eq!(host.runtime.call_polls("oml-asterisk-server"), 1);
     let a = &s.upgrades["asterisk"];
     assert_eq!(a.outcome, "upgraded");
-    assert!(a.reason.as_deref().unwrap().contains("--force: restarted at once, carrying 3 calls"), "{a:?}");
+    assert!(
+        a.reason
+            .as_deref()
+            .unwrap()
+            .contains("--force: restarted at once, carrying 3 calls"),
+        "{a:?}"
+    );
 }
 
 #[test]
@@ -383,12 +467,18 @@ fn a_config_change_of_asterisk_waits_for_its_call_too_and_gives_up_without_a_win
     let s = apply(&v2, root.path(), &host, &day2()).unwrap();
     let all = calls.all()[before..].to_vec();
     // The other units the change touches restarted; asterisk kept its call.
-    assert!(!all.contains(&"restart asterisk.service".to_string()), "{all:?}");
+    assert!(
+        !all.contains(&"restart asterisk.service".to_string()),
+        "{all:?}"
+    );
     assert!(all.contains(&"restart ami.service".to_string()), "{all:?}");
     assert_eq!(s.status, Status::Failed);
     let a = &s.upgrades["asterisk"];
     assert_eq!(a.outcome, "not restarted");
-    assert!(a.reason.as_deref().unwrap().contains("drain_timeout_s=600"), "{a:?}");
+    assert!(
+        a.reason.as_deref().unwrap().contains("drain_timeout_s=600"),
+        "{a:?}"
+    );
     // The call ends: the next run restarts it.
     host.runtime
         .call_counts
@@ -438,7 +528,10 @@ fn rollback_goes_back_to_the_previous_images_offline() {
     assert_eq!(k.outcome, "rolled back");
     assert_eq!(k.image_id, id_of(&image_of(&v1, "kamailio")));
     // The image it left is kept as the previous one: the rollback can be undone.
-    assert_eq!(k.previous_id.as_deref(), Some(id_of(&image_of(&v2, "kamailio")).as_str()));
+    assert_eq!(
+        k.previous_id.as_deref(),
+        Some(id_of(&image_of(&v2, "kamailio")).as_str())
+    );
     assert_eq!(
         host.services.running.lock().unwrap()["kamailio.service"],
         id_of(&image_of(&v1, "kamailio"))
@@ -447,14 +540,29 @@ fn rollback_goes_back_to_the_previous_images_offline() {
     assert_eq!(s.upgrades["omnileads"].outcome, "upgraded");
     // Rolling omlapp back restores its dump.
     let s = rt()
-        .block_on(upgrade::rollback_on(&v2, &options(root.path()), &day2(), &offline, &[]))
+        .block_on(upgrade::rollback_on(
+            &v2,
+            &options(root.path()),
+            &day2(),
+            &offline,
+            &[],
+        ))
         .unwrap();
     assert!(calls.all().iter().any(|c| c.starts_with("restore ")));
     assert_eq!(s.upgrades["omnileads"].outcome, "rolled back");
-    assert_eq!(s.upgrades["daphne"].image_id, id_of(&image_of(&v1, "omnileads")));
+    assert_eq!(
+        s.upgrades["daphne"].image_id,
+        id_of(&image_of(&v1, "omnileads"))
+    );
     // A component without a previous image is refused.
     let e = rt()
-        .block_on(upgrade::rollback_on(&v2, &options(root.path()), &day2(), &offline, &["redis".into()]))
+        .block_on(upgrade::rollback_on(
+            &v2,
+            &options(root.path()),
+            &day2(),
+            &offline,
+            &["redis".into()],
+        ))
         .unwrap_err();
     assert!(format!("{e:#}").contains("no previous image"), "{e:#}");
 }
@@ -486,7 +594,11 @@ fn killed_at_every_journal_step_a_rerun_converges_to_old_or_new_never_a_mix() {
             let new_app = id_of(&image_of(&v2, "omnileads"));
             let old_app = id_of(&image_of(&v1, "omnileads"));
             if broken {
-                host.runtime.broken_images.lock().unwrap().insert(new_app.clone());
+                host.runtime
+                    .broken_images
+                    .lock()
+                    .unwrap()
+                    .insert(new_app.clone());
             }
             let mut d = day2();
             d.kill_after = Some(step);
@@ -494,16 +606,27 @@ fn killed_at_every_journal_step_a_rerun_converges_to_old_or_new_never_a_mix() {
             assert!(format!("{e:#}").contains("killed"), "{step:?}: {e:#}");
             let s = apply(&v2, root.path(), &host, &day2()).unwrap();
             let case = format!("broken={broken} killed after {step:?}");
-            let want = if broken { Status::Degraded } else { Status::Done };
+            let want = if broken {
+                Status::Degraded
+            } else {
+                Status::Done
+            };
             assert_eq!(s.status, want, "{case}: {:?} {:?}", s.errors, s.upgrades);
             let j = Journal::load(root.path()).unwrap().unwrap();
             assert!(j.done, "{case}: {j:?}");
             let running = host.services.running.lock().unwrap().clone();
             let expect = if broken { &old_app } else { &new_app };
-            for (c, u) in [("omnileads", "omnileads.service"), ("daphne", "daphne.service"), ("omlcron", "omlcron.service")] {
+            for (c, u) in [
+                ("omnileads", "omnileads.service"),
+                ("daphne", "daphne.service"),
+                ("omlcron", "omlcron.service"),
+            ] {
                 assert_eq!(&running[u], expect, "{case}: {u}");
                 assert_eq!(&s.upgrades[c].image_id, expect, "{case}: {c}");
-                assert!(s.components[c].probe.as_ref().is_none_or(|p| p.passed), "{case}: {c}");
+                assert!(
+                    s.components[c].probe.as_ref().is_none_or(|p| p.passed),
+                    "{case}: {c}"
+                );
             }
             assert_eq!(
                 running["kamailio.service"],
@@ -513,7 +636,10 @@ fn killed_at_every_journal_step_a_rerun_converges_to_old_or_new_never_a_mix() {
             let present = host.images.present.lock().unwrap().clone();
             assert_eq!(&present[&image_of(&v2, "omnileads")], expect, "{case}");
             if broken {
-                assert!(calls.all().iter().any(|c| c.starts_with("restore ")), "{case}");
+                assert!(
+                    calls.all().iter().any(|c| c.starts_with("restore ")),
+                    "{case}"
+                );
             }
         }
     }

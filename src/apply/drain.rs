@@ -56,7 +56,8 @@ impl Window {
         let (start_hour, end_hour) = match hours {
             None => (0, 24),
             Some(h) => {
-                let bad = || format!("maintenance_hours: {h:?} is not HH-HH (UTC hours, e.g. 02-05)");
+                let bad =
+                    || format!("maintenance_hours: {h:?} is not HH-HH (UTC hours, e.g. 02-05)");
                 let (a, b) = h.split_once('-').ok_or_else(bad)?;
                 let a: u8 = a.trim().parse().map_err(|_| bad())?;
                 let b: u8 = b.trim().parse().map_err(|_| bad())?;
@@ -260,7 +261,10 @@ mod tests {
         assert!(w.is_open(MONDAY + 2 * 3600));
         assert!(!w.is_open(MONDAY + 5 * 3600));
         assert_eq!(w.next_open(MONDAY), Some(MONDAY + 2 * 3600));
-        assert_eq!(w.next_open(MONDAY + 6 * 3600), Some(MONDAY + 7 * 86_400 + 2 * 3600));
+        assert_eq!(
+            w.next_open(MONDAY + 6 * 3600),
+            Some(MONDAY + 7 * 86_400 + 2 * 3600)
+        );
         // 22-02 on Monday: Monday 23:00 and Tuesday 01:00 are in, Tuesday 23:00 is not.
         let w = Window::parse(Some("mon"), Some("22-02")).unwrap().unwrap();
         assert!(w.is_open(MONDAY + 23 * 3600));

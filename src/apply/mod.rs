@@ -1,7 +1,7 @@
 //! Effects on the host, in plan order. The engine decides; the seams (packages, images, systemd)
 //! act, each behind a trait with a real implementation and an in-memory fake.
-pub mod engine;
 pub mod drain;
+pub mod engine;
 pub mod fake;
 pub mod images;
 pub mod packages;

@@ -28,8 +28,10 @@ pub trait Runtime: Send + Sync + 'static {
         calls: &crate::catalog::CallsSpec,
     ) -> impl Future<Output = Result<u64, String>> + Send;
     /// `pg_dump -Fc` of the application database, inside the PostgreSQL container, into `path`.
-    fn dump_database(&self, path: &std::path::Path)
-        -> impl Future<Output = Result<(), String>> + Send;
+    fn dump_database(
+        &self,
+        path: &std::path::Path,
+    ) -> impl Future<Output = Result<(), String>> + Send;
     /// Restore a dump taken by [`Runtime::dump_database`] (`pg_restore --clean`).
     fn restore_database(
         &self,
@@ -121,7 +123,12 @@ impl Runtime for Live {
     }
 
     async fn dump_database(&self, path: &std::path::Path) -> Result<(), String> {
-        pg_script(r#"pg_dump -Fc -U "$POSTGRES_USER" "$POSTGRES_DB""#, path, true).await
+        pg_script(
+            r#"pg_dump -Fc -U "$POSTGRES_USER" "$POSTGRES_DB""#,
+            path,
+            true,
+        )
+        .await
     }
 
     async fn restore_database(&self, path: &std::path::Path) -> Result<(), String> {
@@ -194,7 +201,10 @@ pub const POSTGRES_CONTAINER: &str = "oml-postgresql-server";
 /// Longest wait for a database dump or restore.
 const DUMP_LIMIT: Duration = Duration::from_secs(3600);
 
-async fn count_calls_live(container: &str, calls: &crate::catalog::CallsSpec) -> Result<u64, String> {
+async fn count_calls_live(
+    container: &str,
+    calls: &crate::catalog::CallsSpec,
+) -> Result<u64, String> {
     let ran = crate::exec::capture(
         Command::new("podman")
             .args(["exec", container])

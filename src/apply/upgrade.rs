@@ -200,11 +200,7 @@ impl Journal {
 
 /// The keep-tag of a previous image.
 pub fn previous_tag(component: &str, id: &str) -> String {
-    let short: String = id
-        .trim_start_matches("sha256:")
-        .chars()
-        .take(12)
-        .collect();
+    let short: String = id.trim_start_matches("sha256:").chars().take(12).collect();
     format!("localhost/omlboot-previous/{component}:{short}")
 }
 
@@ -418,7 +414,9 @@ pub(crate) async fn prepare_groups<P, I: ImageStore, S, R: Runtime>(
             match host.runtime.dump_database(&path).await {
                 Ok(()) => {
                     set_group(run, &reference, |g| g.dump = Some(dump.clone()));
-                    run.journal.groups.insert(reference.clone(), run.groups[&reference].clone());
+                    run.journal
+                        .groups
+                        .insert(reference.clone(), run.groups[&reference].clone());
                     run.jstep(root, &reference, JStep::DumpTaken, Some(dump.clone()))?;
                     rec.step("database dump", "done", start, Some(dump))?;
                 }
@@ -433,7 +431,15 @@ pub(crate) async fn prepare_groups<P, I: ImageStore, S, R: Runtime>(
                     run.jstep(root, &reference, JStep::RolledBack, Some(why.clone()))?;
                     run.rolled_back = true;
                     for name in &g.components {
-                        record(rec, name, &reference, &g, "rolled back", Some(why.clone()), false);
+                        record(
+                            rec,
+                            name,
+                            &reference,
+                            &g,
+                            "rolled back",
+                            Some(why.clone()),
+                            false,
+                        );
                     }
                     set_group(run, &reference, |g| g.step = JStep::RolledBack);
                 }
@@ -662,12 +668,7 @@ pub(crate) async fn upgrade_group<P, I: ImageStore, S: ServiceManager, R: Runtim
     let g = run.groups[reference].clone();
     let start = std::time::Instant::now();
     let names: Vec<&str> = members.iter().map(|c| c.name.as_str()).collect();
-    run.jstep(
-        root,
-        reference,
-        JStep::Restarting,
-        Some(names.join(",")),
-    )?;
+    run.jstep(root, reference, JStep::Restarting, Some(names.join(",")))?;
     let mut failure: Option<String> = None;
     for c in members {
         if let Err(e) = restart(&*host.services, &c.unit, opts.start_deadline).await {
@@ -708,7 +709,15 @@ pub(crate) async fn upgrade_group<P, I: ImageStore, S: ServiceManager, R: Runtim
                 if let Some(p) = p {
                     rec.probe(&c.name, p)?;
                 }
-                record(rec, &c.name, reference, &g, "upgraded", Some(what.clone()), true);
+                record(
+                    rec,
+                    &c.name,
+                    reference,
+                    &g,
+                    "upgraded",
+                    Some(what.clone()),
+                    true,
+                );
             }
             rec.step(
                 &format!("upgrade {}", names.join(",")),
@@ -769,7 +778,10 @@ pub(crate) async fn rollback_group<P, I: ImageStore, S: ServiceManager, R: Runti
             if let Some(p) = &c.probe {
                 let r = super::tasks::probe_until(&*host.runtime, p, opts.probe_interval).await;
                 if !r.passed && failure.is_none() {
-                    failure = Some(format!("{}: probe failed on the previous image: {}", c.name, r.detail));
+                    failure = Some(format!(
+                        "{}: probe failed on the previous image: {}",
+                        c.name, r.detail
+                    ));
                 }
                 probes.push((c, r));
             }
@@ -783,8 +795,21 @@ pub(crate) async fn rollback_group<P, I: ImageStore, S: ServiceManager, R: Runti
         None => {
             for c in members {
                 rec.component(&c.name, &c.unit, "active", Some(reason.clone()))?;
-                record(rec, &c.name, reference, &g, "rolled back", Some(why.to_string()), false);
-                if let Some(p) = rec.state.components.get(&c.name).and_then(|r| r.probe.clone()) {
+                record(
+                    rec,
+                    &c.name,
+                    reference,
+                    &g,
+                    "rolled back",
+                    Some(why.to_string()),
+                    false,
+                );
+                if let Some(p) = rec
+                    .state
+                    .components
+                    .get(&c.name)
+                    .and_then(|r| r.probe.clone())
+                {
                     rec.probe(&c.name, p)?;
                 }
             }
@@ -802,7 +827,15 @@ pub(crate) async fn rollback_group<P, I: ImageStore, S: ServiceManager, R: Runti
             let reason = format!("{reason}; the rollback failed too: {f}");
             for c in members {
                 rec.component(&c.name, &c.unit, "failed", Some(reason.clone()))?;
-                record(rec, &c.name, reference, &g, "failed", Some(reason.clone()), false);
+                record(
+                    rec,
+                    &c.name,
+                    reference,
+                    &g,
+                    "failed",
+                    Some(reason.clone()),
+                    false,
+                );
             }
             run.jstep(root, reference, JStep::RolledBack, Some(reason.clone()))?;
             rec.step(
@@ -882,7 +915,12 @@ pub(crate) async fn finish_deferred<P, I: ImageStore, S: ServiceManager, R: Runt
                                 r.outcome = "restarted".into();
                                 r.reason = Some(why.clone());
                                 r.at_unix = now_unix();
-                                rec.step(&format!("unit {}", c.unit), "restarted", start, Some(why))?;
+                                rec.step(
+                                    &format!("unit {}", c.unit),
+                                    "restarted",
+                                    start,
+                                    Some(why),
+                                )?;
                                 if let Some(p) = &c.probe {
                                     let r = super::tasks::probe_until(
                                         &*host.runtime,
@@ -912,14 +950,20 @@ pub(crate) async fn finish_deferred<P, I: ImageStore, S: ServiceManager, R: Runt
 
 /// After a run: every component that is active on the image its reference names now, and that no
 /// group or voice wait handled, is recorded on that image (installed, or as it was).
-pub(crate) fn record_settled(rec: &mut Recorder<'_>, plan: &Plan, after: &BTreeMap<String, String>) {
+pub(crate) fn record_settled(
+    rec: &mut Recorder<'_>,
+    plan: &Plan,
+    after: &BTreeMap<String, String>,
+) {
     for c in &plan.components {
         let Some(id) = after.get(&c.image) else {
             continue;
         };
-        let healthy = rec.state.components.get(&c.name).is_some_and(|r| {
-            r.state == "active" && r.probe.as_ref().is_none_or(|p| p.passed)
-        });
+        let healthy = rec
+            .state
+            .components
+            .get(&c.name)
+            .is_some_and(|r| r.state == "active" && r.probe.as_ref().is_none_or(|p| p.passed));
         if !healthy {
             continue;
         }
@@ -961,10 +1005,7 @@ pub async fn rollback_on<P, I: ImageStore, S: ServiceManager, R: Runtime>(
             "{name} has no previous image recorded: nothing to roll back to"
         );
     }
-    let mut rec = Recorder {
-        state,
-        root,
-    };
+    let mut rec = Recorder { state, root };
     let mut run = Run::new(day2, root);
     let mut by_ref: BTreeMap<String, JGroup> = BTreeMap::new();
     for c in &plan.components {
@@ -1067,7 +1108,11 @@ pub fn status_lines(s: &State) -> String {
             "  {name:<w$}  {:<12} previous {:<12} {}{reason}\n",
             short(&r.image_id),
             prev,
-            if r.outcome.is_empty() { "-" } else { &r.outcome },
+            if r.outcome.is_empty() {
+                "-"
+            } else {
+                &r.outcome
+            },
         ));
     }
     out

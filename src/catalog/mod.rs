@@ -270,9 +270,9 @@ impl Units {
         }
         for c in &self.catalog.components {
             if let Some(calls) = &c.calls {
-                calls
-                    .check()
-                    .map_err(|e| anyhow::anyhow!("units/catalog.yaml: component {}: {e}", c.name))?;
+                calls.check().map_err(|e| {
+                    anyhow::anyhow!("units/catalog.yaml: component {}: {e}", c.name)
+                })?;
             }
             if let Some(p) = &c.probe {
                 p.check().map_err(|e| {
@@ -384,7 +384,10 @@ mod calls_tests {
         };
         let out = "2 active channels\n1 active call\n17 calls processed\n";
         assert_eq!(asterisk.count(out), Some(1));
-        assert_eq!(asterisk.count("0 active channels\n0 active calls\n"), Some(0));
+        assert_eq!(
+            asterisk.count("0 active channels\n0 active calls\n"),
+            Some(0)
+        );
         let kamailio = CallsSpec {
             exec: vec!["kamcmd".into()],
             pattern: r"all: (\d+)".into(),
@@ -395,7 +398,8 @@ mod calls_tests {
             exec: vec!["rtpengine-ctl".into()],
             pattern: r"sessions own: (\d+)".into(),
         };
-        let out = "Current sessions own: 4\nCurrent sessions foreign: 0\nCurrent sessions total: 4\n";
+        let out =
+            "Current sessions own: 4\nCurrent sessions foreign: 0\nCurrent sessions total: 4\n";
         assert_eq!(rtpengine.count(out), Some(4));
         assert_eq!(rtpengine.count("error: connection refused"), None);
     }

@@ -30,7 +30,9 @@ pub struct Upgraded(pub Applied);
 
 pub fn upgrade(inputs: &Inputs, force: bool) -> Result<Upgraded> {
     if force {
-        eprintln!("omlboot: --force: asterisk, kamailio and rtpengine restart at once, calls or not");
+        eprintln!(
+            "omlboot: --force: asterisk, kamailio and rtpengine restart at once, calls or not"
+        );
     }
     Ok(Upgraded(converge(inputs, false, force)?))
 }
