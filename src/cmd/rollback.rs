@@ -29,7 +29,7 @@ pub fn rollback(inputs: &Inputs, components: &[String]) -> Result<RolledBack> {
         if !plan.components.iter().any(|c| &c.name == name) {
             return Err(Error::invalid(format!("no component {name} on this host")));
         }
-        if !recorded.get(name).is_some_and(|r| r.previous_id.is_some()) {
+        if recorded.get(name).is_none_or(|r| r.previous_id.is_none()) {
             return Err(Error::invalid(format!(
                 "{name} has no previous image recorded: nothing to roll back to"
             )));
