@@ -644,3 +644,60 @@ fn killed_at_every_journal_step_a_rerun_converges_to_old_or_new_never_a_mix() {
         }
     }
 }
+
+#[test]
+fn migrations_failing_on_the_new_omlapp_roll_it_back_with_the_dump_and_nothing_restarts() {
+    let v1 = plan_of("");
+    let v2 = plan_of(OMLAPP_2);
+    let root = tempfile::tempdir().unwrap();
+    let calls = Calls::default();
+    let host = installed(&calls, root.path(), &[&v1, &v2]);
+    host.runtime
+        .failing_tasks
+        .lock()
+        .unwrap()
+        .insert("django_migrations".into());
+    let before = calls.all().len();
+    let s = apply(&v2, root.path(), &host, &day2()).unwrap();
+    let all = calls.all()[before..].to_vec();
+    // Healthy on the previous image: exit 3, with the reason.
+    assert_eq!(
+        s.status,
+        Status::Degraded,
+        "{:?} {:?}",
+        s.errors,
+        s.components
+    );
+    assert_eq!(s.tasks["django_migrations"].outcome, "rolled back");
+    for c in ["omnileads", "daphne", "omlcron"] {
+        let r = &s.upgrades[c];
+        assert_eq!(r.outcome, "rolled back", "{c}");
+        assert!(
+            r.reason.as_deref().unwrap().contains("django_migrations"),
+            "{r:?}"
+        );
+        assert_eq!(r.image_id, id_of(&image_of(&v1, "omnileads")));
+    }
+    // What the failed task blocked runs on as it was.
+    for c in ["ami", "nginx"] {
+        assert_eq!(
+            s.components[c].state, "active",
+            "{c}: {:?}",
+            s.components[c]
+        );
+    }
+    let dump = all.iter().position(|c| c.starts_with("dump ")).unwrap();
+    let restore = all.iter().position(|c| c.starts_with("restore ")).unwrap();
+    assert!(
+        dump < index(&all, "task django_migrations") && restore > dump,
+        "{all:?}"
+    );
+    // Its units never left the previous image: nothing restarted at all.
+    assert!(restarts(&all).is_empty(), "{all:?}");
+    // Converged: the next run does nothing more.
+    host.runtime.failing_tasks.lock().unwrap().clear();
+    let before = calls.all().len();
+    let s = apply(&v2, root.path(), &host, &day2()).unwrap();
+    assert!(restarts(&calls.all()[before..]).is_empty());
+    assert_eq!(s.status, Status::Degraded);
+}

@@ -903,8 +903,12 @@ async fn units_stage<P, I: ImageStore, S: ServiceManager, R: Runtime>(
     let mut jobs: Vec<(&PlannedComponent, &'static str, bool)> = Vec::new();
     // Image changes of this stage, by reference, members in plan order; and those a failed task blocks.
     let mut groups: Vec<(String, Vec<&PlannedComponent>)> = Vec::new();
-    let mut blocked_groups: BTreeMap<String, String> = BTreeMap::new();
+    let mut blocked = blocked.clone();
+    let settled = rollback_blocked_groups(rec, run, plan, units, &mut blocked, host, opts).await?;
     for (unit, component) in units {
+        if settled.contains(*component) {
+            continue;
+        }
         let start = Instant::now();
         let name = format!("unit {unit}");
         let Some(c) = plan.components.iter().find(|c| c.name == *component) else {
@@ -924,11 +928,6 @@ async fn units_stage<P, I: ImageStore, S: ServiceManager, R: Runtime>(
         };
         let observed = states.get(*unit).unwrap_or(&unknown);
         if run.group_of(c).is_some() {
-            if let Some(why) = blocked.get(&c.name) {
-                blocked_groups
-                    .entry(c.image.clone())
-                    .or_insert_with(|| why.clone());
-            }
             match groups.iter_mut().find(|(r, _)| *r == c.image) {
                 Some((_, members)) => members.push(c),
                 None => groups.push((c.image.clone(), vec![c])),
@@ -1045,11 +1044,6 @@ async fn units_stage<P, I: ImageStore, S: ServiceManager, R: Runtime>(
     probe_stage(rec, plan, units, host, opts).await?;
     // Then each image change of the stage through its gate, one group after another.
     for (reference, members) in groups {
-        if let Some(why) = blocked_groups.get(&reference) {
-            // Its new image's task failed: its units never left the previous image.
-            upgrade::rollback_group(run, rec, &reference, &members, why, false, host, opts).await?;
-            continue;
-        }
         let since = run.clock.now_unix();
         let deferred = Deferred::Group {
             reference: reference.clone(),
@@ -1063,6 +1057,75 @@ async fn units_stage<P, I: ImageStore, S: ServiceManager, R: Runtime>(
         }
     }
     Ok(())
+}
+
+/// An image change whose bootstrap task failed on the new image (omlapp's migrations): its units never
+/// left the previous image, so the group goes back to it (tag, dump restored, probes) before the
+/// stage runs; the task is recorded as rolled back and what it blocked runs on as it was. Returns the
+/// components settled so.
+#[allow(clippy::too_many_arguments)]
+async fn rollback_blocked_groups<P, I: ImageStore, S: ServiceManager, R: Runtime>(
+    rec: &mut Recorder<'_>,
+    run: &mut Run<'_>,
+    plan: &Plan,
+    units: &[(&str, &str)],
+    blocked: &mut BTreeMap<String, String>,
+    host: &Host<P, I, S, R>,
+    opts: &Options,
+) -> Result<BTreeSet<String>> {
+    let mut settled = BTreeSet::new();
+    let mut by_ref: Vec<(String, String)> = Vec::new();
+    for (_, component) in units {
+        let Some(c) = plan.components.iter().find(|c| c.name == *component) else {
+            continue;
+        };
+        if let (Some(_), Some(why)) = (run.group_of(c), blocked.get(&c.name)) {
+            if !by_ref.iter().any(|(r, _)| *r == c.image) {
+                by_ref.push((c.image.clone(), why.clone()));
+            }
+        }
+    }
+    for (reference, why) in by_ref {
+        let members: Vec<&PlannedComponent> = units
+            .iter()
+            .filter_map(|(_, n)| plan.components.iter().find(|c| c.name == *n))
+            .filter(|c| c.image == reference)
+            .collect();
+        upgrade::rollback_group(run, rec, &reference, &members, &why, false, host, opts).await?;
+        let back = members.iter().all(|c| {
+            rec.state
+                .upgrades
+                .get(&c.name)
+                .is_some_and(|r| r.outcome == "rolled back")
+        });
+        settled.extend(members.iter().map(|c| c.name.clone()));
+        if !back {
+            continue;
+        }
+        for t in plan.tasks() {
+            let ran_new = t.action.image() == Some(reference.as_str());
+            let failed = rec
+                .state
+                .tasks
+                .get(&t.name)
+                .is_some_and(|r| r.outcome == "failed" || r.outcome == "blocked");
+            if !(ran_new && failed) {
+                continue;
+            }
+            if let Some(r) = rec.state.tasks.get_mut(&t.name) {
+                r.outcome = "rolled back".into();
+            }
+            let prefix = format!("task {}:", t.name);
+            rec.state.errors.retain(|e| !e.starts_with(&prefix));
+            for c in &t.before {
+                if blocked.get(c).is_some_and(|w| w.contains(&t.name)) {
+                    blocked.remove(c);
+                }
+            }
+        }
+    }
+    rec.state.save(rec.root)?;
+    Ok(settled)
 }
 
 /// Probe every component of the stage whose unit is active, concurrently, each until it passes or

@@ -213,7 +213,7 @@ impl State {
         let task_failed = self
             .tasks
             .values()
-            .any(|t| t.outcome != "succeeded" && t.outcome != "skipped");
+            .any(|t| !matches!(t.outcome.as_str(), "succeeded" | "skipped" | "rolled back"));
         self.status = if task_failed
             || !self.errors.is_empty()
             || failed.iter().any(|n| !optional.contains(&n.as_str()))
