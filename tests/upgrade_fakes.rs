@@ -604,8 +604,17 @@ fn killed_at_every_journal_step_a_rerun_converges_to_old_or_new_never_a_mix() {
             d.kill_after = Some(step);
             let e = apply(&v2, root.path(), &host, &d).unwrap_err();
             assert!(format!("{e:#}").contains("killed"), "{step:?}: {e:#}");
+            let mark = calls.all().len();
             let s = apply(&v2, root.path(), &host, &day2()).unwrap();
             let case = format!("broken={broken} killed after {step:?}");
+            if broken && step == JStep::RollingBack {
+                // The rollback is finished, the new image is not tried again.
+                let again = calls.all()[mark..]
+                    .iter()
+                    .filter(|c| *c == "restart omnileads.service")
+                    .count();
+                assert_eq!(again, 1, "{case}");
+            }
             let want = if broken {
                 Status::Degraded
             } else {

@@ -1044,6 +1044,16 @@ async fn units_stage<P, I: ImageStore, S: ServiceManager, R: Runtime>(
     probe_stage(rec, plan, units, host, opts).await?;
     // Then each image change of the stage through its gate, one group after another.
     for (reference, members) in groups {
+        // A run killed while rolling this group back: finish the rollback.
+        if let Some(g) = run
+            .groups
+            .get(&reference)
+            .filter(|g| g.step == upgrade::JStep::RollingBack)
+        {
+            let why = g.reason.clone().unwrap_or_else(|| "interrupted rollback".into());
+            upgrade::rollback_group(run, rec, &reference, &members, &why, true, host, opts).await?;
+            continue;
+        }
         let since = run.clock.now_unix();
         let deferred = Deferred::Group {
             reference: reference.clone(),

@@ -1076,10 +1076,8 @@ pub async fn rollback_on<P, I: ImageStore, S: ServiceManager, R: Runtime>(
             }
         }
     }
-    if let Some(images) = Some(&mut rec.state.images) {
-        for (r, id) in &run.image_overrides {
-            images.insert(r.clone(), id.clone());
-        }
+    for (r, id) in &run.image_overrides {
+        rec.state.images.insert(r.clone(), id.clone());
     }
     rec.state.conclude(&plan.optional_components());
     rec.state.save(root)?;
