@@ -710,3 +710,34 @@ fn migrations_failing_on_the_new_omlapp_roll_it_back_with_the_dump_and_nothing_r
     assert!(restarts(&calls.all()[before..]).is_empty());
     assert_eq!(s.status, Status::Degraded);
 }
+
+#[test]
+fn a_maintenance_window_that_does_not_parse_is_a_config_error() {
+    for (extra, key) in [
+        ("maintenance_hours: \"2\"\n", "maintenance_hours"),
+        ("maintenance_weekdays: mon,fry\n", "maintenance_weekdays"),
+    ] {
+        let e = Config::load(&Sources {
+            file: Some(("config.yaml".into(), format!("{CONFIG}{extra}"))),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(format!("{e}").contains(key), "{e}");
+    }
+    let cfg = Config::load(&Sources {
+        file: Some((
+            "config.yaml".into(),
+            format!("{CONFIG}maintenance_weekdays: sat-sun\nmaintenance_hours: \"22-04\"\n"),
+        )),
+        ..Default::default()
+    })
+    .unwrap();
+    let s = cfg.settings();
+    let w = Window::parse(
+        s.maintenance_weekdays.as_deref(),
+        s.maintenance_hours.as_deref(),
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(w.describe(), "sat,sun 22-04 UTC");
+}

@@ -1050,7 +1050,10 @@ async fn units_stage<P, I: ImageStore, S: ServiceManager, R: Runtime>(
             .get(&reference)
             .filter(|g| g.step == upgrade::JStep::RollingBack)
         {
-            let why = g.reason.clone().unwrap_or_else(|| "interrupted rollback".into());
+            let why = g
+                .reason
+                .clone()
+                .unwrap_or_else(|| "interrupted rollback".into());
             upgrade::rollback_group(run, rec, &reference, &members, &why, true, host, opts).await?;
             continue;
         }
