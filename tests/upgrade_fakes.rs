@@ -741,3 +741,27 @@ fn a_maintenance_window_that_does_not_parse_is_a_config_error() {
     .unwrap();
     assert_eq!(w.describe(), "sat,sun 22-04 UTC");
 }
+
+#[test]
+fn a_new_image_that_passes_its_probe_but_restarts_by_itself_is_rolled_back() {
+    let v1 = plan_of("");
+    let v2 = plan_of(KAMAILIO_2);
+    let root = tempfile::tempdir().unwrap();
+    let calls = Calls::default();
+    let host = installed(&calls, root.path(), &[&v1, &v2]);
+    let new_kam = id_of(&image_of(&v2, "kamailio"));
+    host.services
+        .crashing_images
+        .lock()
+        .unwrap()
+        .insert(new_kam);
+    let s = apply(&v2, root.path(), &host, &day2()).unwrap();
+    assert_eq!(s.status, Status::Degraded, "{:?}", s.errors);
+    let k = &s.upgrades["kamailio"];
+    assert_eq!(k.outcome, "rolled back");
+    assert!(k.reason.as_deref().unwrap().contains("NRestarts"), "{k:?}");
+    assert_eq!(
+        host.services.running.lock().unwrap()["kamailio.service"],
+        id_of(&image_of(&v1, "kamailio"))
+    );
+}

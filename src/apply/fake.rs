@@ -134,6 +134,9 @@ pub struct FakeSystemd {
     pub running: Arc<Mutex<BTreeMap<String, String>>>,
     /// unit → NRestarts (restarts systemd made by itself; tests raise it to fake a crash loop).
     pub n_restarts: Mutex<BTreeMap<String, u32>>,
+    /// Image ids whose containers crash and are restarted by systemd: each read of the state of a
+    /// unit running one counts one more NRestarts.
+    pub crashing_images: Mutex<BTreeSet<String>>,
 }
 
 impl FakeSystemd {
@@ -149,6 +152,15 @@ impl FakeSystemd {
 
 impl FakeSystemd {
     fn state_of(&self, unit: &str) -> UnitState {
+        let running = self.running.lock().unwrap().get(unit).cloned();
+        if running.is_some_and(|id| self.crashing_images.lock().unwrap().contains(&id)) {
+            *self
+                .n_restarts
+                .lock()
+                .unwrap()
+                .entry(unit.to_string())
+                .or_default() += 1;
+        }
         let units = self.units.lock().unwrap();
         let active = units.get(unit).cloned();
         UnitState {

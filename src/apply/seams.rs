@@ -83,7 +83,7 @@ impl ImageStore for Podman {
     }
     async fn tag(&self, id: &str, reference: &str) -> Result<()> {
         let ran = crate::exec::capture(
-            tokio::process::Command::new("podman").args(["tag", id, reference]),
+            self.0.podman().args(["tag", id, reference]),
             Some(Duration::from_secs(60)),
         )
         .await?;
