@@ -765,3 +765,36 @@ fn a_new_image_that_passes_its_probe_but_restarts_by_itself_is_rolled_back() {
         id_of(&image_of(&v1, "kamailio"))
     );
 }
+
+#[test]
+fn when_the_previous_image_fails_too_the_component_is_failed_exit_1() {
+    let v1 = plan_of("");
+    let v2 = plan_of(KAMAILIO_2);
+    let root = tempfile::tempdir().unwrap();
+    let calls = Calls::default();
+    let host = installed(&calls, root.path(), &[&v1, &v2]);
+    for v in [&v1, &v2] {
+        host.runtime
+            .broken_images
+            .lock()
+            .unwrap()
+            .insert(id_of(&image_of(v, "kamailio")));
+    }
+    let s = apply(&v2, root.path(), &host, &day2()).unwrap();
+    assert_eq!(
+        s.status.code(),
+        Code::Failed,
+        "{:?}",
+        s.components["kamailio"]
+    );
+    assert_eq!(s.components["kamailio"].state, "failed");
+    let k = &s.upgrades["kamailio"];
+    assert_eq!(k.outcome, "failed");
+    assert!(
+        k.reason
+            .as_deref()
+            .unwrap()
+            .contains("the rollback failed too"),
+        "{k:?}"
+    );
+}
