@@ -798,3 +798,26 @@ fn when_the_previous_image_fails_too_the_component_is_failed_exit_1() {
         "{k:?}"
     );
 }
+
+#[test]
+fn a_stopped_asterisk_carries_no_call_its_upgrade_does_not_wait() {
+    let v1 = plan_of("");
+    let v2 = plan_of(ASTERISK_2);
+    let root = tempfile::tempdir().unwrap();
+    let calls = Calls::default();
+    let host = installed(&calls, root.path(), &[&v1, &v2]);
+    host.services
+        .units
+        .lock()
+        .unwrap()
+        .insert("asterisk.service".into(), "failed".into());
+    host.runtime
+        .call_counts
+        .lock()
+        .unwrap()
+        .insert("oml-asterisk-server".into(), [1].into());
+    let s = apply(&v2, root.path(), &host, &day2()).unwrap();
+    assert_eq!(s.status, Status::Done, "{:?}", s.errors);
+    assert_eq!(s.upgrades["asterisk"].outcome, "upgraded");
+    assert_eq!(host.runtime.call_polls("oml-asterisk-server"), 0);
+}

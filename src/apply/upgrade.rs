@@ -489,14 +489,26 @@ fn record(
     r.at_unix = now_unix();
 }
 
-/// Count the calls of the voice components among `members` (those with a `calls` spec) and decide.
-async fn drain_decision<R: Runtime>(
+/// Count the calls of the voice components among `members` (those with a `calls` spec whose unit
+/// runs: a stopped one carries none) and decide.
+async fn drain_decision<S: ServiceManager, R: Runtime>(
     run: &Run<'_>,
     members: &[&PlannedComponent],
+    services: &S,
     runtime: &R,
     since_unix: u64,
 ) -> Option<(Decision, Vec<String>)> {
-    let voice: Vec<&&PlannedComponent> = members.iter().filter(|c| c.calls.is_some()).collect();
+    let mut voice: Vec<&&PlannedComponent> = Vec::new();
+    for c in members.iter().filter(|c| c.calls.is_some()) {
+        let active = services
+            .states(std::slice::from_ref(&c.unit))
+            .await
+            .map(|s| s.iter().any(|s| s.active_state == "active"))
+            .unwrap_or(true);
+        if active {
+            voice.push(c);
+        }
+    }
     if voice.is_empty() {
         return None;
     }
@@ -517,7 +529,7 @@ async fn drain_decision<R: Runtime>(
 
 /// A voice component's restart may have to wait: `Some(reason)` to restart now (say why), `None`
 /// when it was deferred (recorded as waiting) or given up (recorded as an error).
-pub(crate) async fn voice_gate<P, I, S, R: Runtime>(
+pub(crate) async fn voice_gate<P, I, S: ServiceManager, R: Runtime>(
     run: &mut Run<'_>,
     rec: &mut Recorder<'_>,
     members: &[&PlannedComponent],
@@ -525,7 +537,9 @@ pub(crate) async fn voice_gate<P, I, S, R: Runtime>(
     host: &Host<P, I, S, R>,
 ) -> Result<Option<Option<String>>> {
     let since = run.clock.now_unix();
-    let Some((decision, names)) = drain_decision(run, members, &*host.runtime, since).await else {
+    let Some((decision, names)) =
+        drain_decision(run, members, &*host.services, &*host.runtime, since).await
+    else {
         return Ok(Some(None));
     };
     match decision {
@@ -889,10 +903,11 @@ pub(crate) async fn finish_deferred<P, I: ImageStore, S: ServiceManager, R: Runt
                     *since_unix,
                 ),
             };
-            let decision = match drain_decision(run, &members, &*host.runtime, since).await {
-                Some((d, _)) => d,
-                None => Decision::Proceed("no call to wait for".into()),
-            };
+            let decision =
+                match drain_decision(run, &members, &*host.services, &*host.runtime, since).await {
+                    Some((d, _)) => d,
+                    None => Decision::Proceed("no call to wait for".into()),
+                };
             match decision {
                 Decision::Wait(w) => {
                     mark_waiting(rec, &members, &w)?;

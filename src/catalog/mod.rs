@@ -396,7 +396,7 @@ mod calls_tests {
         assert_eq!(kamailio.count(out), Some(3));
         let rtpengine = CallsSpec {
             exec: vec!["rtpengine-ctl".into()],
-            pattern: r"sessions own: (\d+)".into(),
+            pattern: r"own: (\d+)".into(),
         };
         let out =
             "Current sessions own: 4\nCurrent sessions foreign: 0\nCurrent sessions total: 4\n";
