@@ -66,6 +66,28 @@ pub enum Command {
     Apply {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// Restart asterisk, kamailio and rtpengine at once, even while they carry calls.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Converge to new image references with a health gate: pre-pull, keep the previous image,
+    /// restart in dependency order, probe + stability window, roll a failing component back alone;
+    /// voice restarts wait for their calls to end (drain_timeout_s) or the maintenance window.
+    /// Exit 0 all upgraded, 3 something rolled back (healthy on its previous image), 1 otherwise.
+    Upgrade {
+        /// Restart asterisk, kamailio and rtpengine at once, even while they carry calls.
+        #[arg(long)]
+        force: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Put components back on their recorded previous images, offline (no registry), gated by their
+    /// probes. Without COMPONENT: every component that has a previous image.
+    Rollback {
+        #[arg(value_name = "COMPONENT")]
+        components: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
     /// What cloud-init calls: apply once per instance (cloud-init instance-id, else machine-id).
     /// A reboot does nothing; a cloned image provisions again.

@@ -26,7 +26,11 @@ fn main() -> ExitCode {
         Command::Detect { format } => (boxed(cmd::detect(&inputs)), *format),
         Command::Plan { format } => (boxed(cmd::plan(&inputs)), *format),
         Command::Render { out } => (boxed(cmd::render(&inputs, out)), Format::Table),
-        Command::Apply { format } => (boxed(cmd::apply(&inputs)), *format),
+        Command::Apply { format, force } => (boxed(cmd::apply_force(&inputs, *force)), *format),
+        Command::Upgrade { force, format } => (boxed(cmd::upgrade(&inputs, *force)), *format),
+        Command::Rollback { components, format } => {
+            (boxed(cmd::rollback(&inputs, components)), *format)
+        }
         Command::Run { format } => (boxed(cmd::run(&inputs)), *format),
         Command::Bake { no_clean, format } => (boxed(cmd::bake(&inputs, !*no_clean)), *format),
         Command::Status {

@@ -27,7 +27,8 @@ fn config_reference_matches_schema() {
 fn readme_commands_exist() {
     let readme = std::fs::read_to_string(repo("README.md")).unwrap();
     for sub in [
-        "validate", "detect", "plan", "render", "apply", "run", "status", "bake",
+        "validate", "detect", "plan", "render", "apply", "run", "status", "bake", "upgrade",
+        "rollback",
     ] {
         assert!(
             readme.contains(&format!("omlboot {sub}")),

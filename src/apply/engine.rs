@@ -21,6 +21,7 @@ use super::seams::{ImageStore, PackageManager, Podman, ServiceManager, SystemPac
 use super::state::{ComponentRecord, ProbeRecord, State, StepRecord};
 use super::systemd::{self, Outcome, UnitState};
 use super::tls;
+use super::upgrade::{self, Day2, Deferred, Run};
 use crate::facts::os::PkgFamily;
 use crate::fsutil::{ensure_dir, write_atomic, Written};
 use crate::plan::{Plan, PlannedComponent, PlannedTask, Step};
@@ -87,8 +88,13 @@ fn system_packages(opts: &Options) -> SystemPackages {
 
 /// Apply the plan on the live host.
 pub async fn apply(plan: &Plan, opts: &Options) -> Result<State> {
+    apply_day2(plan, opts, &Day2::default()).await
+}
+
+/// Apply the plan on the live host with these upgrade and telephony-safety settings.
+pub async fn apply_day2(plan: &Plan, opts: &Options, day2: &Day2) -> Result<State> {
     let host = Host::live(opts).await?;
-    apply_on(plan, opts, &host).await
+    apply_with(plan, opts, &host, day2).await
 }
 
 /// What `omlboot bake` needs of a plan: its packages and its images, nothing host-specific.
@@ -197,13 +203,13 @@ fn progress(name: &str, outcome: &str, took: Duration, message: Option<&str>) {
     );
 }
 
-struct Recorder<'a> {
-    state: State,
-    root: &'a Path,
+pub(crate) struct Recorder<'a> {
+    pub(crate) state: State,
+    pub(crate) root: &'a Path,
 }
 
 impl Recorder<'_> {
-    fn step(
+    pub(crate) fn step(
         &mut self,
         name: &str,
         outcome: &str,
@@ -220,7 +226,7 @@ impl Recorder<'_> {
         });
         self.state.save(self.root)
     }
-    fn component(
+    pub(crate) fn component(
         &mut self,
         name: &str,
         unit: &str,
@@ -238,7 +244,7 @@ impl Recorder<'_> {
         );
         self.state.save(self.root)
     }
-    fn probe(&mut self, name: &str, probe: ProbeRecord) -> Result<()> {
+    pub(crate) fn probe(&mut self, name: &str, probe: ProbeRecord) -> Result<()> {
         if let Some(c) = self.state.components.get_mut(name) {
             c.probe = Some(probe);
         }
@@ -454,6 +460,23 @@ where
     S: ServiceManager,
     R: Runtime,
 {
+    apply_with(plan, opts, host, &Day2::default()).await
+}
+
+/// [`apply_on`] with day-2 settings: the stability window of image changes, the drain timeout and
+/// maintenance window of voice restarts, `--force`, and (tests) the wall clock.
+pub async fn apply_with<P, I, S, R>(
+    plan: &Plan,
+    opts: &Options,
+    host: &Host<P, I, S, R>,
+    day2: &Day2,
+) -> Result<State>
+where
+    P: PackageManager,
+    I: ImageStore,
+    S: ServiceManager,
+    R: Runtime,
+{
     let target = &opts.target;
     let root = target.root();
     // Preflight, before the first change: the operator's TLS pair must be usable.
@@ -494,7 +517,15 @@ where
                 rec.state.tasks.insert(t.name.clone(), r.clone());
             }
         }
+        // So do the images each component runs, and the previous ones kept for a rollback.
+        for c in &plan.components {
+            if let Some(r) = p.upgrades.get(&c.name) {
+                rec.state.upgrades.insert(c.name.clone(), r.clone());
+            }
+        }
     }
+    let mut run = Run::new(day2, root);
+    let mut groups_prepared = false;
     rec.state.save(root)?;
     // Components a failed task keeps from starting: component → why.
     let mut blocked: BTreeMap<String, String> = BTreeMap::new();
@@ -619,6 +650,21 @@ where
                     all_running,
                 )
                 .await?;
+                // Every new image is present, nothing restarted yet: find the image changes, keep
+                // the previous images, dump the database.
+                if !groups_prepared {
+                    groups_prepared = true;
+                    upgrade::prepare_groups(
+                        &mut run,
+                        &mut rec,
+                        plan,
+                        &images.after,
+                        previous.as_ref(),
+                        host,
+                        opts,
+                    )
+                    .await?;
+                }
             }
             Stage::One(Step::DaemonReload) => {
                 let states = observe(&mut observed, &*host.services, &all_units).await?;
@@ -672,6 +718,7 @@ where
                     .clone();
                 units_stage(
                     &mut rec,
+                    &mut run,
                     plan,
                     &units,
                     &states,
@@ -691,11 +738,18 @@ where
             }
         }
     }
+    // Voice restarts that waited for their calls to end, or for the maintenance window.
+    upgrade::finish_deferred(&mut run, &mut rec, plan, host, opts).await?;
     rec.state.images = images
         .after
         .iter()
         .filter_map(|(r, id)| id.clone().map(|id| (r.clone(), id)))
         .collect();
+    for (r, id) in &run.image_overrides {
+        rec.state.images.insert(r.clone(), id.clone());
+    }
+    let settled = rec.state.images.clone();
+    upgrade::record_settled(&mut rec, plan, &settled);
     rec.state.notices = plan
         .tasks()
         .filter(|t| {
@@ -707,6 +761,16 @@ where
         .filter_map(|t| t.notice.clone())
         .collect();
     rec.state.conclude(&plan.optional_components());
+    // Rolled back and healthy on the previous version: degraded (exit 3), not done.
+    let on_previous = plan.components.iter().any(|c| {
+        rec.state
+            .upgrades
+            .get(&c.name)
+            .is_some_and(|r| r.outcome == "rolled back" && r.reference == c.image)
+    });
+    if (run.rolled_back || on_previous) && rec.state.status == super::state::Status::Done {
+        rec.state.status = super::state::Status::Degraded;
+    }
     rec.state.save(root)?;
     Ok(rec.state)
 }
@@ -824,8 +888,9 @@ async fn observe<'a, S: ServiceManager>(
 /// another in plan order so systemd's After= ordering holds between them; independent units then
 /// start in parallel, as at boot.
 #[allow(clippy::too_many_arguments)]
-async fn units_stage<P, I, S: ServiceManager, R: Runtime>(
+async fn units_stage<P, I: ImageStore, S: ServiceManager, R: Runtime>(
     rec: &mut Recorder<'_>,
+    run: &mut Run<'_>,
     plan: &Plan,
     units: &[(&str, &str)],
     states: &BTreeMap<String, UnitState>,
@@ -836,7 +901,14 @@ async fn units_stage<P, I, S: ServiceManager, R: Runtime>(
     opts: &Options,
 ) -> Result<()> {
     let mut jobs: Vec<(&PlannedComponent, &'static str, bool)> = Vec::new();
+    // Image changes of this stage, by reference, members in plan order; and those a failed task blocks.
+    let mut groups: Vec<(String, Vec<&PlannedComponent>)> = Vec::new();
+    let mut blocked = blocked.clone();
+    let settled = rollback_blocked_groups(rec, run, plan, units, &mut blocked, host, opts).await?;
     for (unit, component) in units {
+        if settled.contains(*component) {
+            continue;
+        }
         let start = Instant::now();
         let name = format!("unit {unit}");
         let Some(c) = plan.components.iter().find(|c| c.name == *component) else {
@@ -855,7 +927,24 @@ async fn units_stage<P, I, S: ServiceManager, R: Runtime>(
             service_type: String::new(),
         };
         let observed = states.get(*unit).unwrap_or(&unknown);
-        match decide_unit(c, observed, changed_files, images) {
+        if run.group_of(c).is_some() {
+            match groups.iter_mut().find(|(r, _)| *r == c.image) {
+                Some((_, members)) => members.push(c),
+                None => groups.push((c.image.clone(), vec![c])),
+            }
+            continue;
+        }
+        let mut action = decide_unit(c, observed, changed_files, images);
+        // A restart an earlier run put off (calls, window) is still owed, though nothing changes now.
+        let owed = rec
+            .state
+            .upgrades
+            .get(&c.name)
+            .is_some_and(|r| r.outcome == "not restarted" || upgrade::waiting(r));
+        if owed && action == UnitAction::Keep {
+            action = UnitAction::Restart;
+        }
+        match action {
             UnitAction::ImageMissing(reason) => {
                 rec.component(&c.name, &c.unit, "failed", Some(reason.clone()))?;
                 rec.step(&name, "failed", start, Some(reason))?;
@@ -869,6 +958,25 @@ async fn units_stage<P, I, S: ServiceManager, R: Runtime>(
             UnitAction::Keep => {
                 rec.component(&c.name, &c.unit, "active", None)?;
                 rec.step(&name, "unchanged", start, None)?;
+            }
+            UnitAction::Restart if c.calls.is_some() => {
+                let since = run.clock.now_unix();
+                let deferred = Deferred::Restart {
+                    component: c.name.clone(),
+                    since_unix: since,
+                };
+                match upgrade::voice_gate(run, rec, &[c], deferred, host).await? {
+                    Some(why) => {
+                        if let Some(why) = why {
+                            let r = rec.state.upgrades.entry(c.name.clone()).or_default();
+                            r.outcome = "restarted".into();
+                            r.reason = Some(why);
+                            r.at_unix = super::state::now_unix();
+                        }
+                        jobs.push((c, "restarted", true))
+                    }
+                    None => continue,
+                }
             }
             UnitAction::Restart => jobs.push((c, "restarted", true)),
             UnitAction::Start { reset_failed } => {
@@ -933,7 +1041,104 @@ async fn units_stage<P, I, S: ServiceManager, R: Runtime>(
             }
         }
     }
-    probe_stage(rec, plan, units, host, opts).await
+    probe_stage(rec, plan, units, host, opts).await?;
+    // Then each image change of the stage through its gate, one group after another.
+    for (reference, members) in groups {
+        // A run killed while rolling this group back: finish the rollback.
+        if let Some(g) = run
+            .groups
+            .get(&reference)
+            .filter(|g| g.step == upgrade::JStep::RollingBack)
+        {
+            let why = g
+                .reason
+                .clone()
+                .unwrap_or_else(|| "interrupted rollback".into());
+            upgrade::rollback_group(run, rec, &reference, &members, &why, true, host, opts).await?;
+            continue;
+        }
+        let since = run.clock.now_unix();
+        let deferred = Deferred::Group {
+            reference: reference.clone(),
+            since_unix: since,
+        };
+        if let Some(why) = upgrade::voice_gate(run, rec, &members, deferred, host).await? {
+            upgrade::upgrade_group(run, rec, &reference, &members, host, opts).await?;
+            if let Some(why) = why {
+                upgrade::note(rec, &members, &why);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// An image change whose bootstrap task failed on the new image (omlapp's migrations): its units never
+/// left the previous image, so the group goes back to it (tag, dump restored, probes) before the
+/// stage runs; the task is recorded as rolled back and what it blocked runs on as it was. Returns the
+/// components settled so.
+#[allow(clippy::too_many_arguments)]
+async fn rollback_blocked_groups<P, I: ImageStore, S: ServiceManager, R: Runtime>(
+    rec: &mut Recorder<'_>,
+    run: &mut Run<'_>,
+    plan: &Plan,
+    units: &[(&str, &str)],
+    blocked: &mut BTreeMap<String, String>,
+    host: &Host<P, I, S, R>,
+    opts: &Options,
+) -> Result<BTreeSet<String>> {
+    let mut settled = BTreeSet::new();
+    let mut by_ref: Vec<(String, String)> = Vec::new();
+    for (_, component) in units {
+        let Some(c) = plan.components.iter().find(|c| c.name == *component) else {
+            continue;
+        };
+        if let (Some(_), Some(why)) = (run.group_of(c), blocked.get(&c.name)) {
+            if !by_ref.iter().any(|(r, _)| *r == c.image) {
+                by_ref.push((c.image.clone(), why.clone()));
+            }
+        }
+    }
+    for (reference, why) in by_ref {
+        let members: Vec<&PlannedComponent> = units
+            .iter()
+            .filter_map(|(_, n)| plan.components.iter().find(|c| c.name == *n))
+            .filter(|c| c.image == reference)
+            .collect();
+        upgrade::rollback_group(run, rec, &reference, &members, &why, false, host, opts).await?;
+        let back = members.iter().all(|c| {
+            rec.state
+                .upgrades
+                .get(&c.name)
+                .is_some_and(|r| r.outcome == "rolled back")
+        });
+        settled.extend(members.iter().map(|c| c.name.clone()));
+        if !back {
+            continue;
+        }
+        for t in plan.tasks() {
+            let ran_new = t.action.image() == Some(reference.as_str());
+            let failed = rec
+                .state
+                .tasks
+                .get(&t.name)
+                .is_some_and(|r| r.outcome == "failed" || r.outcome == "blocked");
+            if !(ran_new && failed) {
+                continue;
+            }
+            if let Some(r) = rec.state.tasks.get_mut(&t.name) {
+                r.outcome = "rolled back".into();
+            }
+            let prefix = format!("task {}:", t.name);
+            rec.state.errors.retain(|e| !e.starts_with(&prefix));
+            for c in &t.before {
+                if blocked.get(c).is_some_and(|w| w.contains(&t.name)) {
+                    blocked.remove(c);
+                }
+            }
+        }
+    }
+    rec.state.save(rec.root)?;
+    Ok(settled)
 }
 
 /// Probe every component of the stage whose unit is active, concurrently, each until it passes or

@@ -8,7 +8,7 @@ use super::seams::{ImageStore, PackageManager, ServiceManager};
 use super::systemd::{Outcome, UnitState};
 use crate::plan::{PlannedTask, Probe};
 use anyhow::Result;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -63,8 +63,8 @@ impl PackageManager for FakePackages {
 #[derive(Debug, Default)]
 pub struct FakeImages {
     pub calls: Calls,
-    /// reference → image id in local storage.
-    pub present: Mutex<BTreeMap<String, String>>,
+    /// reference → image id in local storage (shared with [`FakeSystemd::images`]).
+    pub present: Arc<Mutex<BTreeMap<String, String>>>,
     /// What a registry would serve: reference → image id. A reference missing here fails to pull.
     pub registry: BTreeMap<String, String>,
 }
@@ -105,6 +105,16 @@ impl ImageStore for FakeImages {
         self.calls.push(format!("load bundle {}", bundle.display()));
         Ok(Vec::new())
     }
+    async fn tag(&self, id: &str, reference: &str) -> Result<()> {
+        self.calls.push(format!("tag {id} {reference}"));
+        let mut present = self.present.lock().unwrap();
+        anyhow::ensure!(
+            present.values().any(|v| v == id),
+            "podman tag {id} {reference}: image not known"
+        );
+        present.insert(reference.to_string(), id.to_string());
+        Ok(())
+    }
 }
 
 /// systemd as a table of unit states. A started unit becomes active unless it is in `failing`.
@@ -116,10 +126,41 @@ pub struct FakeSystemd {
     pub enabled: Mutex<BTreeSet<String>>,
     /// Units whose start fails.
     pub failing: BTreeSet<String>,
+    /// unit → image reference its unit file runs ([`wire`] fills it from a plan).
+    pub refs: Mutex<BTreeMap<String, String>>,
+    /// The image store's reference → id (shared with [`FakeImages::present`]).
+    pub images: Arc<Mutex<BTreeMap<String, String>>>,
+    /// unit → image id its container was last started from (shared with [`FakeRuntime::running`]).
+    pub running: Arc<Mutex<BTreeMap<String, String>>>,
+    /// unit → NRestarts (restarts systemd made by itself; tests raise it to fake a crash loop).
+    pub n_restarts: Mutex<BTreeMap<String, u32>>,
+    /// Image ids whose containers crash and are restarted by systemd: each read of the state of a
+    /// unit running one counts one more NRestarts.
+    pub crashing_images: Mutex<BTreeSet<String>>,
+}
+
+impl FakeSystemd {
+    /// How many start and restart calls `unit` received.
+    pub fn starts(&self, unit: &str) -> usize {
+        self.calls
+            .all()
+            .iter()
+            .filter(|c| *c == &format!("start {unit}") || *c == &format!("restart {unit}"))
+            .count()
+    }
 }
 
 impl FakeSystemd {
     fn state_of(&self, unit: &str) -> UnitState {
+        let running = self.running.lock().unwrap().get(unit).cloned();
+        if running.is_some_and(|id| self.crashing_images.lock().unwrap().contains(&id)) {
+            *self
+                .n_restarts
+                .lock()
+                .unwrap()
+                .entry(unit.to_string())
+                .or_default() += 1;
+        }
         let units = self.units.lock().unwrap();
         let active = units.get(unit).cloned();
         UnitState {
@@ -133,7 +174,13 @@ impl FakeSystemd {
             active_state: active.unwrap_or_else(|| "inactive".into()),
             sub_state: String::new(),
             result: String::new(),
-            n_restarts: 0,
+            n_restarts: self
+                .n_restarts
+                .lock()
+                .unwrap()
+                .get(unit)
+                .copied()
+                .unwrap_or(0),
             exec_main_status: 0,
             active_enter_timestamp: 0,
             unit_file_state: if self.enabled.lock().unwrap().contains(unit) {
@@ -177,6 +224,10 @@ impl ServiceManager for FakeSystemd {
         let verb = if restart { "restart" } else { "start" };
         self.calls.push(format!("{verb} {unit}"));
         let _ = queued.send(());
+        let reference = self.refs.lock().unwrap().get(unit).cloned();
+        if let Some(id) = reference.and_then(|r| self.images.lock().unwrap().get(&r).cloned()) {
+            self.running.lock().unwrap().insert(unit.to_string(), id);
+        }
         let ok = !self.failing.contains(unit);
         self.units.lock().unwrap().insert(
             unit.to_string(),
@@ -196,12 +247,22 @@ impl ServiceManager for FakeSystemd {
 }
 
 /// Tasks and probes: a task succeeds unless its name is in `failing_tasks`; a probe passes unless
-/// its description contains one of `failing_probes`.
+/// its description contains one of `failing_probes`, or the unit it checks runs an image id in
+/// `broken_images`. Calls: each count pops the next number of the container's script (the last one
+/// stays; none is 0).
 #[derive(Debug, Default)]
 pub struct FakeRuntime {
     pub calls: Calls,
     pub failing_tasks: Mutex<BTreeSet<String>>,
     pub failing_probes: Mutex<BTreeSet<String>>,
+    /// Image ids whose containers never pass their probe.
+    pub broken_images: Mutex<BTreeSet<String>>,
+    /// probe description → the unit it checks ([`wire`] fills it from a plan).
+    pub probe_units: Mutex<BTreeMap<String, String>>,
+    /// unit → image id it runs (shared with [`FakeSystemd::running`]).
+    pub running: Arc<Mutex<BTreeMap<String, String>>>,
+    /// container → the call counts it answers, in turn.
+    pub call_counts: Mutex<BTreeMap<String, VecDeque<u64>>>,
 }
 
 impl Runtime for FakeRuntime {
@@ -221,17 +282,61 @@ impl Runtime for FakeRuntime {
     async fn probe_once(&self, probe: &Probe) -> Result<String, String> {
         let what = probe.describe();
         self.calls.push(format!("probe {what}"));
-        if self
-            .failing_probes
+        let broken = self
+            .probe_units
             .lock()
             .unwrap()
-            .iter()
-            .any(|f| what.contains(f.as_str()))
+            .get(&what)
+            .and_then(|u| self.running.lock().unwrap().get(u).cloned())
+            .is_some_and(|id| self.broken_images.lock().unwrap().contains(&id));
+        if broken
+            || self
+                .failing_probes
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|f| what.contains(f.as_str()))
         {
             Err(format!("{what}: connection refused"))
         } else {
             Ok(format!("{what}: ok"))
         }
+    }
+    async fn count_calls(
+        &self,
+        container: &str,
+        _calls: &crate::catalog::CallsSpec,
+    ) -> Result<u64, String> {
+        self.calls.push(format!("calls {container}"));
+        let mut counts = self.call_counts.lock().unwrap();
+        let script = counts.entry(container.to_string()).or_default();
+        Ok(if script.len() > 1 {
+            script.pop_front().unwrap_or(0)
+        } else {
+            script.front().copied().unwrap_or(0)
+        })
+    }
+    async fn dump_database(&self, path: &Path) -> Result<(), String> {
+        self.calls.push(format!("dump {}", path.display()));
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+        }
+        std::fs::write(path, b"PGDMP fake").map_err(|e| e.to_string())
+    }
+    async fn restore_database(&self, path: &Path) -> Result<(), String> {
+        self.calls.push(format!("restore {}", path.display()));
+        if path.is_file() {
+            Ok(())
+        } else {
+            Err(format!("{}: no such dump", path.display()))
+        }
+    }
+}
+
+impl FakeRuntime {
+    /// Polls of the call count of `container` so far.
+    pub fn call_polls(&self, container: &str) -> usize {
+        self.calls.with(&format!("calls {container}")).len()
     }
 }
 
@@ -241,6 +346,8 @@ pub type FakeHost = super::engine::Host<FakePackages, FakeImages, FakeSystemd, F
 /// A host made of the fakes sharing one journal of `calls`: the registry holds `registry`
 /// (reference → image id), and the units in `failing` fail to start.
 pub fn host(calls: &Calls, registry: BTreeMap<String, String>, failing: &[&str]) -> FakeHost {
+    let present = Arc::new(Mutex::new(BTreeMap::new()));
+    let running = Arc::new(Mutex::new(BTreeMap::new()));
     super::engine::Host {
         packages: FakePackages {
             calls: calls.clone(),
@@ -249,16 +356,38 @@ pub fn host(calls: &Calls, registry: BTreeMap<String, String>, failing: &[&str])
         images: FakeImages {
             calls: calls.clone(),
             registry,
-            ..Default::default()
+            present: present.clone(),
         },
         services: Arc::new(FakeSystemd {
             calls: calls.clone(),
             failing: failing.iter().map(|u| u.to_string()).collect(),
+            images: present,
+            running: running.clone(),
             ..Default::default()
         }),
         runtime: Arc::new(FakeRuntime {
             calls: calls.clone(),
+            running,
             ..Default::default()
         }),
+    }
+}
+
+/// Tell the fakes what `plan` runs: which image reference each unit's container starts from, which
+/// unit each probe checks (so a probe can fail for a given image id).
+pub fn wire(host: &FakeHost, plan: &crate::plan::Plan) {
+    for c in &plan.components {
+        host.services
+            .refs
+            .lock()
+            .unwrap()
+            .insert(c.unit.clone(), c.image.clone());
+        if let Some(p) = &c.probe {
+            host.runtime
+                .probe_units
+                .lock()
+                .unwrap()
+                .insert(p.describe(), c.unit.clone());
+        }
     }
 }

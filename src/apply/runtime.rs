@@ -21,6 +21,22 @@ pub trait Runtime: Send + Sync + 'static {
     fn run_task(&self, task: &PlannedTask) -> impl Future<Output = TaskRun> + Send;
     /// One attempt of `probe`: Ok(what it saw) when healthy, Err(what it saw) otherwise.
     fn probe_once(&self, probe: &Probe) -> impl Future<Output = Result<String, String>> + Send;
+    /// How many calls `container` carries now (upgrade, drain): its `calls` command and pattern.
+    fn count_calls(
+        &self,
+        container: &str,
+        calls: &crate::catalog::CallsSpec,
+    ) -> impl Future<Output = Result<u64, String>> + Send;
+    /// `pg_dump -Fc` of the application database, inside the PostgreSQL container, into `path`.
+    fn dump_database(
+        &self,
+        path: &std::path::Path,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+    /// Restore a dump taken by [`Runtime::dump_database`] (`pg_restore --clean`).
+    fn restore_database(
+        &self,
+        path: &std::path::Path,
+    ) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 /// The real host: podman for containers, sockets for probes, MinIO's S3 and admin APIs.
@@ -98,6 +114,32 @@ impl Runtime for Live {
         }
     }
 
+    async fn count_calls(
+        &self,
+        container: &str,
+        calls: &crate::catalog::CallsSpec,
+    ) -> Result<u64, String> {
+        count_calls_live(container, calls).await
+    }
+
+    async fn dump_database(&self, path: &std::path::Path) -> Result<(), String> {
+        pg_script(
+            r#"pg_dump -Fc -U "$POSTGRES_USER" "$POSTGRES_DB""#,
+            path,
+            true,
+        )
+        .await
+    }
+
+    async fn restore_database(&self, path: &std::path::Path) -> Result<(), String> {
+        pg_script(
+            r#"pg_restore --clean --if-exists --single-transaction -U "$POSTGRES_USER" -d "$POSTGRES_DB""#,
+            path,
+            false,
+        )
+        .await
+    }
+
     async fn probe_once(&self, probe: &Probe) -> Result<String, String> {
         match probe {
             Probe::Tcp { address, .. } => {
@@ -150,6 +192,79 @@ impl Runtime for Live {
                 }
             }
         }
+    }
+}
+
+/// The container the application database runs in (aio and data hosts).
+pub const POSTGRES_CONTAINER: &str = "oml-postgresql-server";
+
+/// Longest wait for a database dump or restore.
+const DUMP_LIMIT: Duration = Duration::from_secs(3600);
+
+async fn count_calls_live(
+    container: &str,
+    calls: &crate::catalog::CallsSpec,
+) -> Result<u64, String> {
+    let ran = crate::exec::capture(
+        Command::new("podman")
+            .args(["exec", container])
+            .args(&calls.exec),
+        Some(PROBE_ATTEMPT * 2),
+    )
+    .await
+    .map_err(|e| format!("{e:#}"))?;
+    let out = format!("{}{}", ran.stdout, ran.stderr);
+    if !ran.success {
+        return Err(format!(
+            "{} exited {}: {}",
+            calls.exec.join(" "),
+            ran.code.unwrap_or(-1),
+            crate::exec::tail(&out, 2)
+        ));
+    }
+    calls.count(&out).ok_or_else(|| {
+        format!(
+            "{:?} not found in the output of {}: {}",
+            calls.pattern,
+            calls.exec.join(" "),
+            crate::exec::tail(&out, 2)
+        )
+    })
+}
+
+/// Run `script` with sh inside the PostgreSQL container, stdin/stdout bound to `path`.
+async fn pg_script(script: &str, path: &std::path::Path, dump: bool) -> Result<(), String> {
+    let file = if dump {
+        std::fs::File::create(path)
+    } else {
+        std::fs::File::open(path)
+    }
+    .map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut cmd = Command::new("podman");
+    cmd.args(["exec", "-i", POSTGRES_CONTAINER, "sh", "-c", script]);
+    if dump {
+        cmd.stdout(file);
+    } else {
+        cmd.stdin(file);
+    }
+    cmd.stderr(std::process::Stdio::piped()).kill_on_drop(true);
+    let child = cmd.spawn().map_err(|e| format!("podman exec: {e}"))?;
+    match tokio::time::timeout(DUMP_LIMIT, child.wait_with_output()).await {
+        Ok(Ok(o)) if o.status.success() => {
+            if dump {
+                std::fs::File::open(path)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+            Ok(())
+        }
+        Ok(Ok(o)) => Err(format!(
+            "exit {}: {}",
+            o.status.code().unwrap_or(-1),
+            crate::exec::tail(&String::from_utf8_lossy(&o.stderr), 3)
+        )),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("did not finish within {}s", DUMP_LIMIT.as_secs())),
     }
 }
 

@@ -28,6 +28,9 @@ pub trait ImageStore {
         &self,
         bundle: &Path,
     ) -> impl Future<Output = Result<Vec<(String, ImageOutcome)>>>;
+    /// Give the image `id` the name `reference` (moved from whatever image held it): keeps a previous
+    /// image from being pruned, and puts it back under the reference a unit runs (rollback).
+    fn tag(&self, id: &str, reference: &str) -> impl Future<Output = Result<()>>;
 }
 
 /// systemd. `Send + Sync` and `Send` futures: unit starts run as concurrent tasks.
@@ -77,6 +80,19 @@ impl ImageStore for Podman {
     }
     async fn load_bundle(&self, bundle: &Path) -> Result<Vec<(String, ImageOutcome)>> {
         images::load_bundle(bundle, &self.0).await
+    }
+    async fn tag(&self, id: &str, reference: &str) -> Result<()> {
+        let ran = crate::exec::capture(
+            self.0.podman().args(["tag", id, reference]),
+            Some(Duration::from_secs(60)),
+        )
+        .await?;
+        anyhow::ensure!(
+            ran.success,
+            "podman tag {id} {reference}: {}",
+            crate::exec::tail(&ran.stderr, 2)
+        );
+        Ok(())
     }
 }
 

@@ -112,6 +112,40 @@ pub struct State {
     /// Reminders for the operator (the admin/admin login after the reset), shown by `run` and `status`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notices: Vec<String>,
+    /// Per component: the image it runs, the previous one kept for a rollback, and how its last
+    /// image change (or voice restart) went. Carried from run to run.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub upgrades: BTreeMap<String, UpgradeRecord>,
+}
+
+/// A component's images: what it runs (confirmed healthy), what it ran before, and the outcome of the
+/// last change.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UpgradeRecord {
+    /// The reference its unit runs.
+    pub reference: String,
+    /// The image id it was last confirmed healthy on (after its start, or its upgrade's gate).
+    pub image_id: String,
+    /// The image id it ran before the last change, kept (tagged) for a rollback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_id: Option<String>,
+    /// The name that keeps the previous image from a prune: `localhost/omlboot-previous/<component>:<id>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_tag: Option<String>,
+    /// installed, upgraded, rolled back, waiting for drain, waiting for window, restarted, not
+    /// restarted, failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub at_unix: u64,
+    /// The database dump taken before its last upgrade (restored by its rollback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dump: Option<String>,
+    /// The image id a rollback moved away from (not tried again until the reference changes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_id: Option<String>,
 }
 
 pub fn now_unix() -> u64 {
@@ -136,6 +170,7 @@ impl State {
             images: BTreeMap::new(),
             tasks: BTreeMap::new(),
             notices: Vec::new(),
+            upgrades: BTreeMap::new(),
         }
     }
 
@@ -178,7 +213,7 @@ impl State {
         let task_failed = self
             .tasks
             .values()
-            .any(|t| t.outcome != "succeeded" && t.outcome != "skipped");
+            .any(|t| !matches!(t.outcome.as_str(), "succeeded" | "skipped" | "rolled back"));
         self.status = if task_failed
             || !self.errors.is_empty()
             || failed.iter().any(|n| !optional.contains(&n.as_str()))

@@ -58,6 +58,58 @@ pub struct Component {
     /// How omlboot tells that it works once its unit is active (see [`tasks::ProbeSpec`]).
     #[serde(default)]
     pub probe: Option<tasks::ProbeSpec>,
+    /// How many calls it carries (voice components): a restart waits for them to end.
+    #[serde(default)]
+    pub calls: Option<CallsSpec>,
+    /// Dump the database before its image changes, and restore the dump when it is rolled back
+    /// (omlapp: Django migrations only go forward).
+    #[serde(default)]
+    pub dump_before_upgrade: bool,
+}
+
+/// A command run in the component's container and the pattern that finds the number of calls in its
+/// output: literal text around exactly one `(\d+)`.
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CallsSpec {
+    pub exec: Vec<String>,
+    pub pattern: String,
+}
+
+impl CallsSpec {
+    /// The number the pattern finds in `output` (the first match), or `None`.
+    pub fn count(&self, output: &str) -> Option<u64> {
+        let (before, after) = self.pattern.split_once(r"(\d+)")?;
+        let mut from = 0;
+        while let Some(i) = output[from..].find(before) {
+            let start = from + i + before.len();
+            let digits: String = output[start..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
+            if !digits.is_empty() && output[start + digits.len()..].starts_with(after) {
+                return digits.parse().ok();
+            }
+            from = from + i + before.len().max(1);
+            if from > output.len() {
+                break;
+            }
+        }
+        None
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.exec.is_empty() {
+            bail!("calls: exec is empty");
+        }
+        if self.pattern.matches(r"(\d+)").count() != 1 {
+            bail!(
+                "calls: pattern {:?} must hold exactly one (\\d+)",
+                self.pattern
+            );
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -217,6 +269,11 @@ impl Units {
             }
         }
         for c in &self.catalog.components {
+            if let Some(calls) = &c.calls {
+                calls.check().map_err(|e| {
+                    anyhow::anyhow!("units/catalog.yaml: component {}: {e}", c.name)
+                })?;
+            }
             if let Some(p) = &c.probe {
                 p.check().map_err(|e| {
                     anyhow::anyhow!("units/catalog.yaml: component {}: probe: {e}", c.name)
@@ -313,4 +370,37 @@ fn tera_error(e: &tera::Error) -> String {
 /// Paths of every embedded file, for tests that keep the repository and the binary in step.
 pub fn embedded_paths() -> Vec<&'static str> {
     embedded::UNITS.iter().map(|(p, _)| *p).collect()
+}
+
+#[cfg(test)]
+mod calls_tests {
+    use super::CallsSpec;
+
+    #[test]
+    fn counts_calls_in_the_real_tools_output() {
+        let asterisk = CallsSpec {
+            exec: vec!["asterisk".into()],
+            pattern: r"(\d+) active call".into(),
+        };
+        let out = "2 active channels\n1 active call\n17 calls processed\n";
+        assert_eq!(asterisk.count(out), Some(1));
+        assert_eq!(
+            asterisk.count("0 active channels\n0 active calls\n"),
+            Some(0)
+        );
+        let kamailio = CallsSpec {
+            exec: vec!["kamcmd".into()],
+            pattern: r"all: (\d+)".into(),
+        };
+        let out = "{\n\tstarting: 0\n\tconnecting: 0\n\tanswering: 0\n\tongoing: 3\n\tall: 3\n}\n";
+        assert_eq!(kamailio.count(out), Some(3));
+        let rtpengine = CallsSpec {
+            exec: vec!["rtpengine-ctl".into()],
+            pattern: r"own: (\d+)".into(),
+        };
+        let out =
+            "Current sessions own: 4\nCurrent sessions foreign: 0\nCurrent sessions total: 4\n";
+        assert_eq!(rtpengine.count(out), Some(4));
+        assert_eq!(rtpengine.count("error: connection refused"), None);
+    }
 }

@@ -48,15 +48,20 @@ pub(super) fn engine_options(
 
 /// Make the host match the plan.
 pub fn apply(inputs: &Inputs) -> Result<Applied> {
-    converge(inputs, false)
+    converge(inputs, false, false)
+}
+
+/// [`apply`]; `force`: restart voice components at once, calls or not (`apply --force`).
+pub fn apply_force(inputs: &Inputs, force: bool) -> Result<Applied> {
+    converge(inputs, false, force)
 }
 
 /// What cloud-init runs: apply once per instance, so a reboot does nothing and a clone provisions.
 pub fn run(inputs: &Inputs) -> Result<Applied> {
-    converge(inputs, true)
+    converge(inputs, true, false)
 }
 
-fn converge(inputs: &Inputs, only_once: bool) -> Result<Applied> {
+pub(super) fn converge(inputs: &Inputs, only_once: bool, force: bool) -> Result<Applied> {
     let (mut cfg, units) = inputs.load()?;
     let rt = runtime()?;
     let root = &inputs.root;
@@ -77,8 +82,9 @@ fn converge(inputs: &Inputs, only_once: bool) -> Result<Applied> {
     }
     let plan = build_plan(&mut cfg, &facts, &units, &[root])?;
     let opts = engine_options(inputs, &cfg, &facts, instance);
+    let day2 = super::upgrade::day2(&cfg, force)?;
     let started = Instant::now();
-    let state = rt.block_on(apply::engine::apply(&plan, &opts))?;
+    let state = rt.block_on(apply::engine::apply_day2(&plan, &opts, &day2))?;
     Ok(Applied::Finished {
         state: Box::new(state),
         took: started.elapsed(),

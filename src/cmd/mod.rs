@@ -9,15 +9,19 @@ mod bake;
 mod detect;
 mod plan;
 mod render;
+mod rollback;
 mod status;
+mod upgrade;
 mod validate;
 
-pub use apply::{apply, run, Applied};
+pub use apply::{apply, apply_force, run, Applied};
 pub use bake::{bake, Baked};
 pub use detect::{detect, Detected};
 pub use plan::{plan, Planned};
 pub use render::{render, Rendered};
+pub use rollback::{rollback, RolledBack};
 pub use status::{status, StatusReport};
+pub use upgrade::{upgrade, Upgraded};
 pub use validate::{validate, Validated};
 
 use crate::catalog::Units;

@@ -78,6 +78,7 @@ pub(super) fn state_table(s: &State) -> String {
             }
         }
     }
+    out.push_str(&crate::apply::upgrade::status_lines(s));
     for n in &s.notices {
         out.push_str(&format!("notice: {n}\n"));
     }

@@ -303,6 +303,11 @@ schema! {
     registry_tls_verify: bool = k(Kind::Bool, Some("true"), "omlboot", "Verify registry TLS certificates (false only for a local test registry).");
     image_pull_parallel: u64 = k(Kind::Int { min: 1, max: 16 }, Some("3"), "omlboot", "Images pulled at once.");
     unit_start_timeout_s: u64 = k(Kind::Int { min: 10, max: 3600 }, Some("300"), "omlboot", "Longest wait for one unit to become active.");
+    // --- upgrade, rollback and telephony safety (issue 11)
+    stability_window_s: u64 = k(Kind::Int { min: 0, max: 3600 }, Some("30"), "omlboot", "After an image change, how long a component's probe must keep passing (NRestarts unchanged) before it counts as upgraded; else it is rolled back.");
+    drain_timeout_s: u64 = k(Kind::Int { min: 0, max: 86_400 }, Some("900"), "omlboot", "Longest wait for asterisk, kamailio or rtpengine to carry no call before a restart (then only a maintenance window, or --force, lets it restart).");
+    maintenance_weekdays: Option<String> = k(Kind::Text, NONE, "omlboot", "Maintenance window days (UTC), e.g. `mon,tue` or `mon-fri`: voice restarts proceed during the window even with calls.");
+    maintenance_hours: Option<String> = k(Kind::Text, NONE, "omlboot", "Maintenance window hours (UTC), `HH-HH` (end exclusive, may wrap midnight), e.g. `02-05`.");
     // --- recognised, deliberately not implemented
     omnileads_ha: Ignored = k(Kind::Unsupported("high availability (keepalived, repmgr) is not implemented by omlboot; use omldeploytool"), NONE, "unsupported", "HA pair.");
     ha_role: Ignored = k(Kind::Unsupported("high availability is not implemented by omlboot"), NONE, "unsupported", "HA role.");

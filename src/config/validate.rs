@@ -710,6 +710,19 @@ fn cross_checks(
             "required when email_backend is set",
         );
     }
+    // The maintenance window of voice restarts (upgrade): weekdays and UTC hours that parse.
+    if let Err(e) = crate::apply::drain::Window::parse(
+        cfg.text("maintenance_weekdays"),
+        cfg.text("maintenance_hours"),
+    ) {
+        let key = if e.starts_with("maintenance_hours") {
+            "maintenance_hours"
+        } else {
+            "maintenance_weekdays"
+        };
+        let msg = e.split_once(": ").map(|(_, m)| m).unwrap_or(&e).to_string();
+        errs.push(&origin_of(cfg, key), key, msg);
+    }
     if matches!(cfg.text("infra_env"), Some("nat")) && cfg.get("nat_ip_addr").is_none() {
         // Not an error: the NAT address is discovered. Said here so the operator knows a network call follows.
         warnings.push(

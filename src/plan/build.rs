@@ -243,6 +243,8 @@ pub fn build(
             optional: c.optional,
             container: c.container.clone(),
             probe,
+            calls: c.calls.clone(),
+            dump_before_upgrade: c.dump_before_upgrade,
         });
     }
 

@@ -33,6 +33,12 @@ pub struct PlannedComponent {
     pub container: String,
     /// How omlboot tells it works, once its unit is active.
     pub probe: Option<Probe>,
+    /// How many calls it carries (voice): a restart waits for them to end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub calls: Option<crate::catalog::CallsSpec>,
+    /// A database dump is taken before its image changes (restored by its rollback).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dump_before_upgrade: bool,
 }
 
 /// A component's health probe, rendered for this host.
