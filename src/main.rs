@@ -29,6 +29,12 @@ fn main() -> ExitCode {
         Command::Apply { format } => (boxed(cmd::apply(&inputs)), *format),
         Command::Run { format } => (boxed(cmd::run(&inputs)), *format),
         Command::Bake { no_clean, format } => (boxed(cmd::bake(&inputs, !*no_clean)), *format),
+        Command::Backup { scheduled, list, format } => {
+            (boxed(cmd::backup(&inputs, *scheduled, *list)), *format)
+        }
+        Command::Restore { source, discard_previous, format } => {
+            (boxed(cmd::restore(&inputs, source, *discard_previous)), *format)
+        }
         Command::Status {
             wait,
             timeout,

@@ -247,8 +247,20 @@ pub fn decide(
 pub const SERVICE: &str = "omlboot-backup.service";
 pub const TIMER: &str = "omlboot-backup.timer";
 
-/// The timer and service `apply` installs when a schedule is configured: (host path, content).
-pub fn units(window: &Window, binary: &str) -> Vec<(String, String)> {
+/// Where `apply` puts this binary (and so what the service runs).
+pub const BINARY: &str = "/usr/local/bin/omlboot";
+
+/// The timer and service `apply` installs when a schedule is configured (backup_hours or
+/// cron_backup_hh): (host path, content); empty when no schedule is configured.
+pub fn units(settings: &crate::config::schema::Settings) -> Vec<(String, String)> {
+    match super::config::Backup::from_settings(settings).window {
+        Some(w) => render_units(&w, BINARY),
+        None => Vec::new(),
+    }
+}
+
+/// The timer and service for `window`, the service running `binary`.
+pub fn render_units(window: &Window, binary: &str) -> Vec<(String, String)> {
     let calendars: String = window
         .on_calendar()
         .iter()

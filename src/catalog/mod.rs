@@ -54,6 +54,12 @@ pub struct Component {
     /// What it listens on, `PORT/PROTO`, `LOW-HIGH/PROTO` or `<port key>/PROTO` (see [`ports`]).
     #[serde(default)]
     pub ports: Vec<String>,
+    /// It writes to the database: restore stops it first and starts it after.
+    #[serde(default)]
+    pub writes_db: bool,
+    /// Podman volumes whose content `omlboot backup` puts into the archive (restore puts it back).
+    #[serde(default)]
+    pub backup_volumes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
