@@ -33,6 +33,20 @@ pub struct Global {
     pub verbose: u8,
 }
 
+impl Global {
+    /// What every library command reads: these flags and the environment.
+    pub fn inputs(&self) -> omlboot::cmd::Inputs {
+        omlboot::cmd::Inputs {
+            config: self.config.clone(),
+            sets: self.sets.clone(),
+            role: self.role.clone(),
+            root: self.root.clone(),
+            units: self.units.clone(),
+            env: std::env::vars().collect(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Table,

@@ -70,7 +70,10 @@ pub mod blocking {
     }
 
     /// Run `cmd` and hand its stdout to `f` as it is produced.
-    pub fn read_stdout(cmd: &mut Command, f: impl FnOnce(&mut dyn Read) -> Result<()>) -> Result<()> {
+    pub fn read_stdout(
+        cmd: &mut Command,
+        f: impl FnOnce(&mut dyn Read) -> Result<()>,
+    ) -> Result<()> {
         let mut child = spawn(cmd, Stdio::null(), Stdio::piped())?;
         let mut out = child.stdout.take().expect("piped stdout");
         let stderr = child.stderr.take();
@@ -96,7 +99,10 @@ pub mod blocking {
     }
 
     /// Run `cmd` and let `f` write its stdin; stdin is closed when `f` returns.
-    pub fn write_stdin(cmd: &mut Command, f: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    pub fn write_stdin(
+        cmd: &mut Command,
+        f: impl FnOnce(&mut dyn Write) -> Result<()>,
+    ) -> Result<()> {
         let mut child = spawn(cmd, Stdio::piped(), Stdio::null())?;
         let stderr = child.stderr.take();
         let collector = stderr.map(|mut e| {
@@ -134,5 +140,4 @@ pub mod blocking {
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
-
 }

@@ -36,45 +36,77 @@ fn backup_verify_and_restore_round_trip() {
     let v = done.verified.clone().unwrap();
     assert!(v.ok, "{v:?}");
     assert_eq!((done.tables, done.rows), (3, 1007));
-    assert_eq!(done.manifest, "acme/dow_2/acme-20240305T070809Z.manifest.json");
+    assert_eq!(
+        done.manifest,
+        "acme/dow_2/acme-20240305T070809Z.manifest.json"
+    );
     let listed = bk::list(&dest).unwrap();
     assert_eq!(listed.len(), 1);
     let m = &listed[0].manifest;
     assert!(m.is_verified());
     assert_eq!(m.tables["public.reportes_app_llamadalog"], 1000);
-    assert!(m.streams.iter().any(|s| s.name == "volumes/asterisk_conf.tar"));
+    assert!(m
+        .streams
+        .iter()
+        .any(|s| s.name == "volumes/asterisk_conf.tar"));
     // Work files are gone.
     assert_eq!(std::fs::read_dir(t.path().join("work")).unwrap().count(), 0);
 
     // The database and files change after the backup.
     psql(&c.pg, "omnileads", "DELETE FROM reportes_app_llamadalog WHERE id > 10; INSERT INTO extra.notes VALUES ('c', NULL)");
-    std::fs::write(t.path().join("vols/asterisk_conf/custom/oml_extensions_custom.conf"), "changed").unwrap();
+    std::fs::write(
+        t.path()
+            .join("vols/asterisk_conf/custom/oml_extensions_custom.conf"),
+        "changed",
+    )
+    .unwrap();
     let services = FakeServices::default();
-    let r = restore::restore(&c.pg, &vols, &services, Some(&dest), &req(&m.name, &t.path().join("work"), t.path(), false))
-        .unwrap_or_else(|e| panic!("{e:?}"));
+    let r = restore::restore(
+        &c.pg,
+        &vols,
+        &services,
+        Some(&dest),
+        &req(&m.name, &t.path().join("work"), t.path(), false),
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
     assert!(r.checksummed);
     assert_eq!(rows(&c.pg, "reportes_app_llamadalog"), 1000);
     assert_eq!(rows(&c.pg, "extra.notes"), 2);
     assert_eq!(
-        std::fs::read_to_string(t.path().join("vols/asterisk_conf/custom/oml_extensions_custom.conf")).unwrap(),
+        std::fs::read_to_string(
+            t.path()
+                .join("vols/asterisk_conf/custom/oml_extensions_custom.conf")
+        )
+        .unwrap(),
         "[from-custom]\nexten => 1,1,NoOp\n"
     );
     // The replaced database is kept, with the changed data.
     let prev = r.previous.clone().unwrap();
     assert!(database_names(&c.pg).contains(&prev));
-    assert_eq!(psql(&c.pg, &prev, "SELECT count(*) FROM reportes_app_llamadalog"), "10");
+    assert_eq!(
+        psql(&c.pg, &prev, "SELECT count(*) FROM reportes_app_llamadalog"),
+        "10"
+    );
     assert_eq!(
         *services.log.lock().unwrap(),
-        vec!["stop omnileads.service asterisk.service", "start omnileads.service asterisk.service"]
+        vec![
+            "stop omnileads.service asterisk.service",
+            "start omnileads.service asterisk.service"
+        ]
     );
     // Again with --discard-previous: no previous database left behind.
     let mut rq = req(&m.name, &t.path().join("work"), t.path(), true);
     rq.now += 60;
-    let r2 = restore::restore(&c.pg, &vols, &services, Some(&dest), &rq).unwrap_or_else(|e| panic!("{e:?}"));
+    let r2 = restore::restore(&c.pg, &vols, &services, Some(&dest), &rq)
+        .unwrap_or_else(|e| panic!("{e:?}"));
     assert!(r2.previous.is_none());
     let dbs = database_names(&c.pg);
     assert!(!dbs.iter().any(|d| d.contains("_restore_")), "{dbs:?}");
-    assert_eq!(dbs.iter().filter(|d| d.contains("_previous_")).count(), 1, "{dbs:?}");
+    assert_eq!(
+        dbs.iter().filter(|d| d.contains("_previous_")).count(),
+        1,
+        "{dbs:?}"
+    );
 }
 
 #[test]
@@ -87,8 +119,15 @@ fn corrupt_or_incomplete_backups_are_refused_before_anything_is_touched() {
     let mut sp = spec(t.path().join("work"));
     sp.verify = false;
     let done = bk::run(&c.pg, &vols, &dest, &sp, NOW).unwrap();
-    let archive = t.path().join("dest").join(done.manifest.replace(".manifest.json", ".tar.gz"));
-    psql(&c.pg, "omnileads", "INSERT INTO extra.notes VALUES ('after', NULL)");
+    let archive = t
+        .path()
+        .join("dest")
+        .join(done.manifest.replace(".manifest.json", ".tar.gz"));
+    psql(
+        &c.pg,
+        "omnileads",
+        "INSERT INTO extra.notes VALUES ('after', NULL)",
+    );
 
     // One flipped byte in the archive.
     let good = std::fs::read(&archive).unwrap();
@@ -97,26 +136,77 @@ fn corrupt_or_incomplete_backups_are_refused_before_anything_is_touched() {
     bad[i] ^= 0x55;
     std::fs::write(&archive, &bad).unwrap();
     let services = FakeServices::default();
-    let e = restore::restore(&c.pg, &vols, &services, Some(&dest), &req("acme-20240305T070809Z", &t.path().join("work"), t.path(), false));
-    let Err(Refused::Invalid(msg)) = e else { panic!("expected Invalid, got {e:?}") };
+    let e = restore::restore(
+        &c.pg,
+        &vols,
+        &services,
+        Some(&dest),
+        &req(
+            "acme-20240305T070809Z",
+            &t.path().join("work"),
+            t.path(),
+            false,
+        ),
+    );
+    let Err(Refused::Invalid(msg)) = e else {
+        panic!("expected Invalid, got {e:?}")
+    };
     assert!(msg.contains("checksum") || msg.contains("corrupt"), "{msg}");
-    assert!(services.log.lock().unwrap().is_empty(), "units were touched");
+    assert!(
+        services.log.lock().unwrap().is_empty(),
+        "units were touched"
+    );
     assert_eq!(rows(&c.pg, "extra.notes"), 3, "database was touched");
 
     // A truncated archive (a local manifest path as the source).
     std::fs::write(&archive, &good[..good.len() - 100]).unwrap();
     let local_manifest = t.path().join("dest").join(&done.manifest);
-    let e = restore::restore(&c.pg, &vols, &services, None, &req(local_manifest.to_str().unwrap(), &t.path().join("work"), t.path(), false));
+    let e = restore::restore(
+        &c.pg,
+        &vols,
+        &services,
+        None,
+        &req(
+            local_manifest.to_str().unwrap(),
+            &t.path().join("work"),
+            t.path(),
+            false,
+        ),
+    );
     assert!(matches!(e, Err(Refused::Invalid(_))), "{e:?}");
 
     // No manifest: the backup does not exist.
     std::fs::write(&archive, &good).unwrap();
     std::fs::remove_file(&local_manifest).unwrap();
     assert!(bk::list(&dest).unwrap().is_empty());
-    let e = restore::restore(&c.pg, &vols, &services, Some(&dest), &req("acme-20240305T070809Z", &t.path().join("work"), t.path(), false));
+    let e = restore::restore(
+        &c.pg,
+        &vols,
+        &services,
+        Some(&dest),
+        &req(
+            "acme-20240305T070809Z",
+            &t.path().join("work"),
+            t.path(),
+            false,
+        ),
+    );
     assert!(matches!(e, Err(Refused::Invalid(_))), "{e:?}");
-    let e = restore::restore(&c.pg, &vols, &services, None, &req(archive.to_str().unwrap(), &t.path().join("work"), t.path(), false));
-    let Err(Refused::Invalid(msg)) = e else { panic!("{e:?}") };
+    let e = restore::restore(
+        &c.pg,
+        &vols,
+        &services,
+        None,
+        &req(
+            archive.to_str().unwrap(),
+            &t.path().join("work"),
+            t.path(),
+            false,
+        ),
+    );
+    let Err(Refused::Invalid(msg)) = e else {
+        panic!("{e:?}")
+    };
     assert!(msg.contains("incomplete"), "{msg}");
     assert!(services.log.lock().unwrap().is_empty());
     assert_eq!(rows(&c.pg, "extra.notes"), 3);
@@ -131,22 +221,50 @@ fn omldeploytool_dump_is_accepted_and_garbage_is_not() {
     std::fs::create_dir_all(&legacy_dir).unwrap();
     // What omldeploytool's init_pgsql_backup.sh makes: pg_dump -Fc -b into pgsql-backup-<epoch>.sql.
     let st = Command::new(format!("{BIN}/pg_dump"))
-        .args(["-h", "127.0.0.1", "-p", &c.pg.port.to_string(), "-U", "postgres", "-Fc", "-b", "-d", "omnileads", "-f"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &c.pg.port.to_string(),
+            "-U",
+            "postgres",
+            "-Fc",
+            "-b",
+            "-d",
+            "omnileads",
+            "-f",
+        ])
         .arg(legacy_dir.join("pgsql-backup-1681319391.sql"))
         .status()
         .unwrap();
     assert!(st.success());
-    std::fs::write(legacy_dir.join("pgsql-backup-1681319392.sql"), "-- plain SQL, not custom format\nSELECT 1;\n").unwrap();
+    std::fs::write(
+        legacy_dir.join("pgsql-backup-1681319392.sql"),
+        "-- plain SQL, not custom format\nSELECT 1;\n",
+    )
+    .unwrap();
     psql(&c.pg, "omnileads", "TRUNCATE reportes_app_llamadalog");
     let dest = Dir::new(t.path().join("dest"));
     let vols = volumes(&t.path().join("vols"));
     let services = FakeServices::default();
-    let e = restore::restore(&c.pg, &vols, &services, Some(&dest), &req("1681319392", &t.path().join("work"), t.path(), false));
+    let e = restore::restore(
+        &c.pg,
+        &vols,
+        &services,
+        Some(&dest),
+        &req("1681319392", &t.path().join("work"), t.path(), false),
+    );
     assert!(matches!(e, Err(Refused::Invalid(_))), "{e:?}");
     assert!(services.log.lock().unwrap().is_empty());
     // restore_file_timestamp style: just the epoch.
-    let r = restore::restore(&c.pg, &vols, &services, Some(&dest), &req("1681319391", &t.path().join("work"), t.path(), false))
-        .unwrap_or_else(|e| panic!("{e:?}"));
+    let r = restore::restore(
+        &c.pg,
+        &vols,
+        &services,
+        Some(&dest),
+        &req("1681319391", &t.path().join("work"), t.path(), false),
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
     assert!(!r.checksummed);
     assert!(r.notes.iter().any(|n| n.contains("no checksum")));
     assert_eq!(rows(&c.pg, "reportes_app_llamadalog"), 20);
@@ -160,7 +278,11 @@ fn full_disk_leaves_no_listed_backup() {
     let t = tempfile::tempdir().unwrap();
     let mnt = t.path().join("small");
     std::fs::create_dir_all(&mnt).unwrap();
-    let st = Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"]).arg(&mnt).status().unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
     assert!(st.success(), "mount tmpfs (the tests run as root)");
     struct Umount(PathBuf);
     impl Drop for Umount {
@@ -187,8 +309,12 @@ fn full_disk_leaves_no_listed_backup() {
 struct Stalling(omlboot::backup::pg::Pg);
 
 impl Postgres for Stalling {
-    fn describe(&self) -> String { self.0.describe() }
-    fn database(&self) -> &str { self.0.database() }
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+    fn database(&self) -> &str {
+        self.0.database()
+    }
     fn dump(&self, sink: Sink) -> anyhow::Result<()> {
         self.0.dump(&mut |r| {
             sink(r)?;
@@ -197,9 +323,15 @@ impl Postgres for Stalling {
             Ok(())
         })
     }
-    fn row_counts(&self, d: &str) -> anyhow::Result<BTreeMap<String, u64>> { self.0.row_counts(d) }
-    fn check_dump(&self, p: &Path) -> anyhow::Result<()> { self.0.check_dump(p) }
-    fn databases(&self) -> anyhow::Result<Vec<String>> { self.0.databases() }
+    fn row_counts(&self, d: &str) -> anyhow::Result<BTreeMap<String, u64>> {
+        self.0.row_counts(d)
+    }
+    fn check_dump(&self, p: &Path) -> anyhow::Result<()> {
+        self.0.check_dump(p)
+    }
+    fn databases(&self) -> anyhow::Result<Vec<String>> {
+        self.0.databases()
+    }
     fn load(&self, d: &str, feed: Feed) -> anyhow::Result<()> {
         self.0.load(d, &mut |w| {
             feed(w)?;
@@ -209,9 +341,15 @@ impl Postgres for Stalling {
             Ok(())
         })
     }
-    fn switch(&self, s: &str, p: &str) -> anyhow::Result<()> { self.0.switch(s, p) }
-    fn drop_database(&self, d: &str) -> anyhow::Result<()> { self.0.drop_database(d) }
-    fn scratch(&self) -> anyhow::Result<Scratch> { self.0.scratch() }
+    fn switch(&self, s: &str, p: &str) -> anyhow::Result<()> {
+        self.0.switch(s, p)
+    }
+    fn drop_database(&self, d: &str) -> anyhow::Result<()> {
+        self.0.drop_database(d)
+    }
+    fn scratch(&self) -> anyhow::Result<Scratch> {
+        self.0.scratch()
+    }
 }
 
 fn helper_pg() -> omlboot::backup::pg::Pg {
@@ -223,7 +361,10 @@ fn helper_pg() -> omlboot::backup::pg::Pg {
         password: None,
         database: "omnileads".into(),
         maintenance_db: "postgres".into(),
-        scratch: omlboot::backup::pg::ScratchKind::Cluster { bin: BIN.into(), run_as: "postgres".into() },
+        scratch: omlboot::backup::pg::ScratchKind::Cluster {
+            bin: BIN.into(),
+            run_as: "postgres".into(),
+        },
     }
 }
 
@@ -231,10 +372,14 @@ fn helper_pg() -> omlboot::backup::pg::Pg {
 #[test]
 #[ignore]
 fn kill_helper() {
-    let Ok(mode) = std::env::var("KILL_MODE") else { return };
+    let Ok(mode) = std::env::var("KILL_MODE") else {
+        return;
+    };
     let base = PathBuf::from(std::env::var("KILL_DIR").unwrap());
     let pg = Stalling(helper_pg());
-    let vols = omlboot::backup::seams::DirVolumes { root: base.join("vols") };
+    let vols = omlboot::backup::seams::DirVolumes {
+        root: base.join("vols"),
+    };
     let dest = Dir::new(base.join("dest"));
     if mode == "backup" {
         let mut sp = spec(base.join("work"));
@@ -242,7 +387,13 @@ fn kill_helper() {
         let _ = bk::run(&pg, &vols, &dest, &sp, NOW + 86_400);
     } else {
         let services = FakeServices::default();
-        let _ = restore::restore(&pg, &vols, &services, Some(&dest), &req("acme-20240305T070809Z", &base.join("work"), &base, false));
+        let _ = restore::restore(
+            &pg,
+            &vols,
+            &services,
+            Some(&dest),
+            &req("acme-20240305T070809Z", &base.join("work"), &base, false),
+        );
     }
 }
 
@@ -250,7 +401,13 @@ fn kill_helper() {
 fn kill_mid_way(mode: &str, port: u16, dir: &Path) {
     use std::io::{BufRead, BufReader};
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "kill_helper", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "kill_helper",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("KILL_MODE", mode)
         .env("KILL_PORT", port.to_string())
         .env("KILL_DIR", dir)
@@ -266,7 +423,11 @@ fn kill_mid_way(mode: &str, port: u16, dir: &Path) {
         }
     }
     assert!(stalled, "the helper did not reach the middle of the {mode}");
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
     child.wait().unwrap();
 }
 
@@ -292,7 +453,11 @@ fn kill_9_mid_backup_and_mid_restore() {
     assert_eq!(std::fs::read_dir(t.path().join("work")).unwrap().count(), 0);
 
     // kill -9 while the dump is loading into the new database: the live data is the old data.
-    psql(&c.pg, "omnileads", "INSERT INTO extra.notes VALUES ('new', NULL)");
+    psql(
+        &c.pg,
+        "omnileads",
+        "INSERT INTO extra.notes VALUES ('new', NULL)",
+    );
     kill_mid_way("restore", c.pg.port, t.path());
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(rows(&c.pg, "extra.notes"), 3, "the live database changed");
@@ -301,7 +466,18 @@ fn kill_9_mid_backup_and_mid_restore() {
     assert_eq!(j.step, "load");
     // Rerun: restored, and the killed run's staged database is gone.
     let services = FakeServices::default();
-    let r = restore::restore(&c.pg, &vols, &services, Some(&dest), &req("acme-20240305T070809Z", &t.path().join("work"), t.path(), true));
+    let r = restore::restore(
+        &c.pg,
+        &vols,
+        &services,
+        Some(&dest),
+        &req(
+            "acme-20240305T070809Z",
+            &t.path().join("work"),
+            t.path(),
+            true,
+        ),
+    );
     r.unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(rows(&c.pg, "extra.notes"), 2);
     let dbs = database_names(&c.pg);
@@ -317,11 +493,52 @@ fn retention_prunes_on_the_destination() {
     let vols = volumes(&t.path().join("vols"));
     let mut sp = spec(t.path().join("work"));
     sp.verify = false;
-    sp.retention = Some(bk::retention::Policy { daily: 2, weekly: 0, monthly: 0 });
+    sp.retention = Some(bk::retention::Policy {
+        daily: 2,
+        weekly: 0,
+        monthly: 0,
+    });
     for d in 0..4 {
         bk::run(&c.pg, &vols, &dest, &sp, NOW + d * 86_400).unwrap();
     }
-    let names: Vec<String> = bk::list(&dest).unwrap().into_iter().map(|l| l.manifest.name).collect();
-    assert_eq!(names, vec!["acme-20240308T070809Z", "acme-20240307T070809Z"]);
+    let names: Vec<String> = bk::list(&dest)
+        .unwrap()
+        .into_iter()
+        .map(|l| l.manifest.name)
+        .collect();
+    assert_eq!(
+        names,
+        vec!["acme-20240308T070809Z", "acme-20240307T070809Z"]
+    );
     assert_eq!(dest.list().unwrap().len(), 4);
+}
+
+/// `cargo test --release --test backup_pg bench -- --ignored --nocapture`: backup + verify time and
+/// size for ~400k rows, and a restore.
+#[test]
+#[ignore]
+fn bench_400k_rows() {
+    let c = cluster();
+    fill(&c.pg, 400_000);
+    let t = tempfile::tempdir().unwrap();
+    let dest = Dir::new(t.path().join("dest"));
+    let vols = volumes(&t.path().join("vols"));
+    let mut sp = spec(t.path().join("work"));
+    sp.chunk = omlboot::backup::archive::CHUNK;
+    let done = bk::run(&c.pg, &vols, &dest, &sp, NOW).unwrap();
+    let v = done.verified.clone().unwrap();
+    assert!(v.ok);
+    let services = FakeServices::default();
+    let r = restore::restore(
+        &c.pg,
+        &vols,
+        &services,
+        Some(&dest),
+        &req(&done.name, &t.path().join("work"), t.path(), true),
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    println!(
+        "BENCH rows={} archive={} bytes backup_total={} ms (of which verify {} ms) restore={} ms",
+        done.rows, done.size, done.duration_ms, v.duration_ms, r.duration_ms
+    );
 }

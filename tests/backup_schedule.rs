@@ -17,14 +17,27 @@ fn timer_calendars_fall_in_the_window_and_units_verify() {
                 .output()
                 .expect("systemd-analyze");
             let text = String::from_utf8_lossy(&out.stdout);
-            assert!(out.status.success(), "{cal}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{cal}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             // "Next elapse: Tue 2024-03-05 01:00:00 UTC" and the following iterations.
             let mut n = 0;
-            for line in text.lines().filter(|l| l.contains("UTC") && (l.contains("elapse") || l.contains("Iter"))) {
+            for line in text
+                .lines()
+                .filter(|l| l.contains("UTC") && (l.contains("elapse") || l.contains("Iter")))
+            {
                 let stamp = line.split(": ").nth(1).unwrap().trim();
-                let out = Command::new("date").args(["-u", "-d", stamp, "+%s"]).output().unwrap();
+                let out = Command::new("date")
+                    .args(["-u", "-d", stamp, "+%s"])
+                    .output()
+                    .unwrap();
                 let t: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
-                assert!(w.window_day(t).is_some(), "{cal}: {stamp} is outside the window");
+                assert!(
+                    w.window_day(t).is_some(),
+                    "{cal}: {stamp} is outside the window"
+                );
                 n += 1;
             }
             assert!(n >= 5, "{cal}: {text}");
@@ -42,11 +55,16 @@ fn timer_calendars_fall_in_the_window_and_units_verify() {
             .env("SYSTEMD_UNIT_PATH", format!("{}:", t.path().display()))
             .output()
             .unwrap();
-        let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+        let text = String::from_utf8_lossy(&out.stderr).into_owned()
+            + &String::from_utf8_lossy(&out.stdout);
         let problems: Vec<&str> = text
             .lines()
             .filter(|l| !l.trim().is_empty())
-            .filter(|l| !l.contains("Failed to connect to bus") && !l.contains("System has not been booted") && !l.contains("postgresql.service"))
+            .filter(|l| {
+                !l.contains("Failed to connect to bus")
+                    && !l.contains("System has not been booted")
+                    && !l.contains("postgresql.service")
+            })
             .collect();
         assert!(problems.is_empty(), "{problems:?}");
     }
@@ -58,20 +76,41 @@ fn backup_keys_are_validated_naming_the_field() {
         ("backup_hours=25-03", "backup_hours"),
         ("backup_weekdays=8", "backup_weekdays"),
         ("backup_destination=relative/dir", "backup_destination"),
-        ("backup_path_template={tenant}/{week}", "backup_path_template"),
+        (
+            "backup_path_template={tenant}/{week}",
+            "backup_path_template",
+        ),
         ("backup_destination=ssh://bk@store/x", "backup_ssh_key_file"),
         ("cron_backup_hh=24", "cron_backup_hh"),
         ("restore_file_timestamp=1681319391", "backup_destination"),
     ] {
-        let o = omlboot(&["validate", "--role", "aio", "--set", "omni_ip_lan=10.0.0.5", "--set", set]);
+        let o = omlboot(&[
+            "validate",
+            "--role",
+            "aio",
+            "--set",
+            "omni_ip_lan=10.0.0.5",
+            "--set",
+            set,
+        ]);
         assert_eq!(o.status.code(), Some(2), "{set}: {}", stderr(&o));
         assert!(stderr(&o).contains(field), "{set}: {}", stderr(&o));
     }
     // omldeploytool's names are accepted (no longer "unsupported").
     let o = omlboot(&[
-        "validate", "--role", "aio", "--set", "omni_ip_lan=10.0.0.5",
-        "--set", "backup_destination=/srv/backups", "--set", "cron_backup_hh=2", "--set", "cron_backup_mm=30",
-        "--set", "restore_file_timestamp=1681319391",
+        "validate",
+        "--role",
+        "aio",
+        "--set",
+        "omni_ip_lan=10.0.0.5",
+        "--set",
+        "backup_destination=/srv/backups",
+        "--set",
+        "cron_backup_hh=2",
+        "--set",
+        "cron_backup_mm=30",
+        "--set",
+        "restore_file_timestamp=1681319391",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     // A schedule gives the timer and service apply installs.
@@ -88,6 +127,10 @@ fn backup_keys_are_validated_naming_the_field() {
     .unwrap();
     let units = omlboot::backup::schedule::units(&cfg.settings());
     assert_eq!(units.len(), 2);
-    assert!(units[0].1.contains("OnCalendar=Mon,Tue,Wed,Thu,Fri,Sat,Sun *-*-* 01..04:00/10:00"));
-    assert!(units[1].1.contains("ExecStart=/usr/local/bin/omlboot backup --scheduled"));
+    assert!(units[0]
+        .1
+        .contains("OnCalendar=Mon,Tue,Wed,Thu,Fri,Sat,Sun *-*-* 01..04:00/10:00"));
+    assert!(units[1]
+        .1
+        .contains("ExecStart=/usr/local/bin/omlboot backup --scheduled"));
 }

@@ -32,7 +32,11 @@ fn sshd(dir: &Path, client_key: &Path) -> (Sshd, u16) {
     ensure("/usr/sbin/sshd", "openssh-server");
     std::fs::create_dir_all("/run/sshd").unwrap();
     keygen(&dir.join("host_key"));
-    std::fs::copy(client_key.with_extension("pub"), dir.join("authorized_keys")).unwrap();
+    std::fs::copy(
+        client_key.with_extension("pub"),
+        dir.join("authorized_keys"),
+    )
+    .unwrap();
     let port = omlboot::backup::pg::free_port().unwrap();
     let cfg = dir.join("sshd_config");
     std::fs::write(
@@ -78,7 +82,12 @@ fn backup_and_restore_over_ssh_and_its_faults() {
     keygen(&key);
     let (_sshd, port) = sshd(t.path(), &key);
     let remote = t.path().join("remote store");
-    let d = dest(port, &key, remote.to_str().unwrap(), &t.path().join("known_hosts"));
+    let d = dest(
+        port,
+        &key,
+        remote.to_str().unwrap(),
+        &t.path().join("known_hosts"),
+    );
 
     // put/list/get/delete; temp names never listed.
     d.put_bytes(b"hello", "a/b.txt").unwrap();
@@ -91,7 +100,14 @@ fn backup_and_restore_over_ssh_and_its_faults() {
     let c = cluster();
     fill(&c.pg, 200);
     let vols = volumes(&t.path().join("vols"));
-    let done = bk::run(&c.pg, &vols, &d, &spec(t.path().join("work")), 1_709_622_489).unwrap();
+    let done = bk::run(
+        &c.pg,
+        &vols,
+        &d,
+        &spec(t.path().join("work")),
+        1_709_622_489,
+    )
+    .unwrap();
     assert!(done.verified.as_ref().unwrap().ok, "{:?}", done.verified);
     assert!(remote.join(&done.manifest).is_file());
     psql(&c.pg, "omnileads", "TRUNCATE reportes_app_llamadalog");
@@ -116,7 +132,12 @@ fn backup_and_restore_over_ssh_and_its_faults() {
     // Wrong credentials: a key the server does not know.
     let other = t.path().join("other_key");
     keygen(&other);
-    let bad = dest(port, &other, remote.to_str().unwrap(), &t.path().join("known_hosts"));
+    let bad = dest(
+        port,
+        &other,
+        remote.to_str().unwrap(),
+        &t.path().join("known_hosts"),
+    );
     let mut sp = spec(t.path().join("work"));
     sp.verify = false;
     let e = bk::run(&c.pg, &vols, &bad, &sp, 1_709_800_000).unwrap_err();

@@ -281,7 +281,8 @@ pub fn extract_stream(path: &Path, stream: &Stream, out: &mut dyn Write) -> Resu
             break;
         }
     }
-    if next != stream.parts || size != stream.size || hex::encode(whole.finalize()) != stream.sha256 {
+    if next != stream.parts || size != stream.size || hex::encode(whole.finalize()) != stream.sha256
+    {
         bail!("{} in the archive does not match its checksum", stream.name);
     }
     out.flush()?;
@@ -305,12 +306,19 @@ mod tests {
         let mut w = Writer::create(&p, 10, 0).unwrap();
         w.add_bytes("x.json", b"{}").unwrap();
         let data: Vec<u8> = (0..35u8).collect();
-        let s = w.add_stream("db/x.dump", "pg_dump", &mut &data[..]).unwrap();
+        let s = w
+            .add_stream("db/x.dump", "pg_dump", &mut &data[..])
+            .unwrap();
         assert_eq!(s.parts, 4);
-        let empty = w.add_stream("volumes/e.tar", "volume", &mut &b""[..]).unwrap();
+        let empty = w
+            .add_stream("volumes/e.tar", "volume", &mut &b""[..])
+            .unwrap();
         assert_eq!((empty.parts, empty.size), (1, 0));
         let sealed = w.finish().unwrap();
-        assert_eq!(file_sha256(&p).unwrap(), (sealed.size, sealed.sha256.clone()));
+        assert_eq!(
+            file_sha256(&p).unwrap(),
+            (sealed.size, sealed.sha256.clone())
+        );
         check(&p, &sealed).unwrap();
         let mut out = Vec::new();
         extract_stream(&p, &s, &mut out).unwrap();

@@ -15,7 +15,8 @@ pub fn check(cfg: &Config) -> Vec<(&'static str, String)> {
             Err(e) => errs.push(("backup_destination", format!("{e:#}, got {d:?}"))),
             Ok(Target::S3 { .. }) => errs.push((
                 "backup_destination",
-                "s3:// destinations are not wired in this build yet; use a directory or ssh://".into(),
+                "s3:// destinations are not wired in this build yet; use a directory or ssh://"
+                    .into(),
             )),
             Ok(Target::Ssh { .. }) if cfg.get("backup_ssh_key_file").is_none() => errs.push((
                 "backup_ssh_key_file",
@@ -28,7 +29,10 @@ pub fn check(cfg: &Config) -> Vec<(&'static str, String)> {
         if cfg.get("backup_destination").is_none() {
             errs.push(("backup_bucket_url", "S3 backups are not wired in this build yet; set backup_destination to a directory or ssh:// target".into()));
         } else {
-            errs.push(("backup_bucket_url", "set either backup_bucket_url (S3) or backup_destination, not both".into()));
+            errs.push((
+                "backup_bucket_url",
+                "set either backup_bucket_url (S3) or backup_destination, not both".into(),
+            ));
         }
     }
     if let Some(t) = text("backup_path_template") {
@@ -39,10 +43,18 @@ pub fn check(cfg: &Config) -> Vec<(&'static str, String)> {
     let weekdays = text("backup_weekdays").unwrap_or_else(|| "*".into());
     if let Some(h) = text("backup_hours") {
         if let Err(e) = Window::parse(&weekdays, &h, 0) {
-            errs.push(("backup_hours", format!("{e:#} (expected HH-HH in UTC, such as 01-04, and backup_weekdays such as 1-5)")));
+            errs.push((
+                "backup_hours",
+                format!(
+                    "{e:#} (expected HH-HH in UTC, such as 01-04, and backup_weekdays such as 1-5)"
+                ),
+            ));
         }
         if cfg.get("cron_backup_hh").is_some() {
-            errs.push(("cron_backup_hh", "set either cron_backup_hh (omldeploytool) or backup_hours, not both".into()));
+            errs.push((
+                "cron_backup_hh",
+                "set either cron_backup_hh (omldeploytool) or backup_hours, not both".into(),
+            ));
         }
     } else if let Err(e) = Window::parse(&weekdays, "0", 0) {
         errs.push(("backup_weekdays", format!("{e:#}")));
@@ -53,10 +65,16 @@ pub fn check(cfg: &Config) -> Vec<(&'static str, String)> {
     let scheduled = cfg.get("backup_hours").is_some() || cfg.get("cron_backup_hh").is_some();
     let has_dest = cfg.get("backup_destination").is_some();
     if scheduled && !has_dest {
-        errs.push(("backup_destination", "required when a backup schedule (backup_hours or cron_backup_hh) is set".into()));
+        errs.push((
+            "backup_destination",
+            "required when a backup schedule (backup_hours or cron_backup_hh) is set".into(),
+        ));
     }
     if cfg.get("restore_file_timestamp").is_some() && !has_dest {
-        errs.push(("backup_destination", "required with restore_file_timestamp (where the backup is read from)".into()));
+        errs.push((
+            "backup_destination",
+            "required with restore_file_timestamp (where the backup is read from)".into(),
+        ));
     }
     errs
 }

@@ -82,9 +82,13 @@ impl Manifest {
     pub fn parse(bytes: &[u8]) -> Result<Manifest> {
         let m: Manifest = serde_json::from_slice(bytes).context("manifest is not valid JSON")?;
         if m.format != FORMAT {
-            bail!("manifest format {} is not supported (expected {FORMAT})", m.format);
+            bail!(
+                "manifest format {} is not supported (expected {FORMAT})",
+                m.format
+            );
         }
-        if m.archive.sha256.len() != 64 || !m.archive.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if m.archive.sha256.len() != 64 || !m.archive.sha256.bytes().all(|b| b.is_ascii_hexdigit())
+        {
             bail!("manifest names no archive checksum");
         }
         if m.streams.iter().all(|s| s.kind != "pg_dump") {

@@ -97,7 +97,9 @@ pub fn run(
     }
     let local = spec.work.join(format!("{name}{ARCHIVE_SUFFIX}.partial"));
     let result = (|| -> Result<Done> {
-        let tables = pg.row_counts(pg.database()).context("counting rows in the source database")?;
+        let tables = pg
+            .row_counts(pg.database())
+            .context("counting rows in the source database")?;
         let mut w = archive::Writer::create(&local, spec.chunk, now)?;
         let dump_name = format!("db/{}.dump", pg.database());
         let mut dump = None;
@@ -112,7 +114,10 @@ pub fn run(
                 continue;
             }
             volumes
-                .export(v, &mut |r| w.add_stream(&format!("volumes/{v}.tar"), "volume", r).map(|_| ()))
+                .export(v, &mut |r| {
+                    w.add_stream(&format!("volumes/{v}.tar"), "volume", r)
+                        .map(|_| ())
+                })
                 .with_context(|| format!("exporting volume {v}"))?;
         }
         let sealed = w.finish()?;
@@ -171,7 +176,9 @@ pub fn list(dest: &dyn Destination) -> Result<Vec<Listed>> {
     let objects = dest.list()?;
     let mut out = Vec::new();
     for m in objects.iter().filter(|o| o.ends_with(MANIFEST_SUFFIX)) {
-        let Ok(bytes) = dest.get_bytes(m) else { continue };
+        let Ok(bytes) = dest.get_bytes(m) else {
+            continue;
+        };
         let Ok(manifest) = Manifest::parse(&bytes) else {
             tracing::warn!("{m}: not a valid manifest; ignored");
             continue;
@@ -191,7 +198,7 @@ pub fn list(dest: &dyn Destination) -> Result<Vec<Listed>> {
             manifest,
         });
     }
-    out.sort_by(|a, b| b.manifest.created_at.cmp(&a.manifest.created_at));
+    out.sort_by_key(|l| std::cmp::Reverse(l.manifest.created_at));
     Ok(out)
 }
 

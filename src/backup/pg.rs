@@ -99,10 +99,20 @@ impl Pg {
     }
 
     fn psql(&self, database: &str, sql: &str) -> Result<String> {
-        blocking::output(
-            self.cmd("psql", false)
-                .args(["-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", "-d", database, "-c", sql]),
-        )
+        blocking::output(self.cmd("psql", false).args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-F",
+            "\t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            database,
+            "-c",
+            sql,
+        ]))
     }
 
     fn terminate(&self, dbs: &[&str]) -> Result<()> {
@@ -133,7 +143,8 @@ impl Postgres for Pg {
 
     fn dump(&self, sink: Sink) -> Result<()> {
         blocking::read_stdout(
-            self.cmd("pg_dump", false).args(["-Fc", "-b", "-d", &self.database]),
+            self.cmd("pg_dump", false)
+                .args(["-Fc", "-b", "-d", &self.database]),
             sink,
         )
         .context("pg_dump")
@@ -150,7 +161,8 @@ impl Postgres for Pg {
     }
 
     fn check_dump(&self, dump: &Path) -> Result<()> {
-        let mut f = std::fs::File::open(dump).with_context(|| format!("opening {}", dump.display()))?;
+        let mut f =
+            std::fs::File::open(dump).with_context(|| format!("opening {}", dump.display()))?;
         let mut c = self.base("pg_restore", true);
         c.arg("--list");
         blocking::write_stdin(&mut c, |w: &mut dyn std::io::Write| {
@@ -162,7 +174,10 @@ impl Postgres for Pg {
 
     fn databases(&self) -> Result<Vec<String>> {
         Ok(self
-            .psql(&self.maintenance_db, "SELECT datname FROM pg_database ORDER BY 1")?
+            .psql(
+                &self.maintenance_db,
+                "SELECT datname FROM pg_database ORDER BY 1",
+            )?
             .lines()
             .filter(|l| !l.is_empty())
             .map(str::to_string)
@@ -173,7 +188,10 @@ impl Postgres for Pg {
         if self.databases()?.iter().any(|d| d == database) {
             self.drop_database(database)?;
         }
-        self.psql(&self.maintenance_db, &format!("CREATE DATABASE {}", ident(database)))?;
+        self.psql(
+            &self.maintenance_db,
+            &format!("CREATE DATABASE {}", ident(database)),
+        )?;
         blocking::write_stdin(
             self.cmd("pg_restore", true).args([
                 "--no-owner",
@@ -190,7 +208,7 @@ impl Postgres for Pg {
 
     fn switch(&self, staged: &str, previous: &str) -> Result<()> {
         let live = self.database.clone();
-        let exists = self.databases()?.iter().any(|d| *d == live);
+        let exists = self.databases()?.contains(&live);
         let sql = if exists {
             format!(
                 "BEGIN; ALTER DATABASE {} RENAME TO {}; ALTER DATABASE {} RENAME TO {}; COMMIT;",
@@ -200,7 +218,11 @@ impl Postgres for Pg {
                 ident(&live)
             )
         } else {
-            format!("ALTER DATABASE {} RENAME TO {}", ident(staged), ident(&live))
+            format!(
+                "ALTER DATABASE {} RENAME TO {}",
+                ident(staged),
+                ident(&live)
+            )
         };
         // Sessions (an exporter, a straggler) block a rename: end them and try again briefly.
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -238,7 +260,9 @@ impl Postgres for Pg {
 
 /// A free TCP port on 127.0.0.1 (bound then released).
 pub fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 /// Start a throwaway cluster of `bin`'s binaries as `run_as` in a temp dir; it is stopped and
@@ -247,14 +271,16 @@ pub fn start_cluster(bin: &Path, run_as: &str) -> Result<(Pg, tempfile::TempDir)
     let dir = tempfile::Builder::new().prefix("omlboot-pg-").tempdir()?;
     let data = dir.path().join("data");
     let (uid, gid) = {
-        let u = nix::unistd::User::from_name(run_as)?
-            .with_context(|| format!("no user {run_as}"))?;
+        let u =
+            nix::unistd::User::from_name(run_as)?.with_context(|| format!("no user {run_as}"))?;
         (u.uid, u.gid)
     };
     nix::unistd::chown(dir.path(), Some(uid), Some(gid))?;
     let as_user = |args: &[&str]| -> Result<String> {
         let mut c = Command::new("runuser");
-        c.args(["-u", run_as, "--"]).args(args).current_dir(dir.path());
+        c.args(["-u", run_as, "--"])
+            .args(args)
+            .current_dir(dir.path());
         blocking::output(&mut c)
     };
     let initdb = bin.join("initdb");
@@ -291,7 +317,9 @@ pub fn start_cluster(bin: &Path, run_as: &str) -> Result<(Pg, tempfile::TempDir)
         ]) {
             Ok(_) => {
                 let pg = Pg {
-                    client: Client::Host { bin: bin.to_path_buf() },
+                    client: Client::Host {
+                        bin: bin.to_path_buf(),
+                    },
                     host: Some("127.0.0.1".into()),
                     port,
                     user: "postgres".into(),
@@ -380,7 +408,17 @@ fn container_scratch(image: &str) -> Result<Scratch> {
     };
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut probe = Command::new("podman");
-    probe.args(["exec", &name, "psql", "-h", "127.0.0.1", "-U", "postgres", "-c", "SELECT 1"]);
+    probe.args([
+        "exec",
+        &name,
+        "psql",
+        "-h",
+        "127.0.0.1",
+        "-U",
+        "postgres",
+        "-c",
+        "SELECT 1",
+    ]);
     while blocking::output(&mut probe).is_err() {
         if Instant::now() > deadline {
             bail!("the throwaway {image} did not accept connections within 120 s");

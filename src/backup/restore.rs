@@ -71,8 +71,13 @@ pub fn load_journal(root: &Path) -> Option<Journal> {
 
 /// What the source turned out to be, fetched into the work directory and checked.
 enum Checked {
-    Archive { path: PathBuf, manifest: Box<Manifest> },
-    Legacy { path: PathBuf },
+    Archive {
+        path: PathBuf,
+        manifest: Box<Manifest>,
+    },
+    Legacy {
+        path: PathBuf,
+    },
 }
 
 pub struct Request<'a> {
@@ -107,7 +112,9 @@ pub fn restore(
             let _ = pg.drop_database(&j.staged);
         }
     }
-    let tag = super::schedule::Utc::from_unix(req.now).compact().to_lowercase();
+    let tag = super::schedule::Utc::from_unix(req.now)
+        .compact()
+        .to_lowercase();
     let db = pg.database().to_string();
     let mut journal = Journal {
         tag: tag.clone(),
@@ -118,7 +125,9 @@ pub fn restore(
     };
     save_journal(&req.root, &journal)?;
     // 2. Stop the writers. From here on, start them again whatever happens.
-    services.stop(&req.writers).context("stopping the units that write to the database")?;
+    services
+        .stop(&req.writers)
+        .context("stopping the units that write to the database")?;
     let result = (|| -> Result<(Option<String>, Vec<String>)> {
         journal.step = "load".into();
         save_journal(&req.root, &journal)?;
@@ -131,9 +140,8 @@ pub fn restore(
                 Ok(())
             }
         })
-        .map_err(|e| {
+        .inspect_err(|_| {
             let _ = pg.drop_database(&journal.staged);
-            e
         })?;
         if let Checked::Archive { manifest, .. } = &checked {
             let got = pg.row_counts(&journal.staged)?;
@@ -144,7 +152,7 @@ pub fn restore(
         }
         journal.step = "switch".into();
         save_journal(&req.root, &journal)?;
-        let had_live = pg.databases()?.iter().any(|d| *d == db);
+        let had_live = pg.databases()?.contains(&db);
         pg.switch(&journal.staged, &journal.previous)?;
         journal.step = "files".into();
         save_journal(&req.root, &journal)?;
@@ -224,10 +232,9 @@ fn fetch_and_check(
             return Err(invalid(format!("{src}: no such file")));
         }
         if src.ends_with(MANIFEST_SUFFIX) {
-            let manifest = Manifest::parse(
-                &std::fs::read(local).map_err(|e| invalid(format!("{src}: {e}")))?,
-            )
-            .map_err(|e| invalid(format!("{src}: {e:#}")))?;
+            let manifest =
+                Manifest::parse(&std::fs::read(local).map_err(|e| invalid(format!("{src}: {e}")))?)
+                    .map_err(|e| invalid(format!("{src}: {e:#}")))?;
             let path = local.with_file_name(&manifest.archive.file);
             if !path.is_file() {
                 return Err(invalid(format!(
@@ -249,8 +256,11 @@ fn fetch_and_check(
                 .map_err(|e| invalid(format!("{}: {e:#}", m.display())))?;
             return check_archive(local.to_path_buf(), manifest);
         }
-        pg.check_dump(local)
-            .map_err(|e| invalid(format!("{src}: not a backup omlboot or omldeploytool made: {e:#}")))?;
+        pg.check_dump(local).map_err(|e| {
+            invalid(format!(
+                "{src}: not a backup omlboot or omldeploytool made: {e:#}"
+            ))
+        })?;
         return Ok(Checked::Legacy {
             path: local.to_path_buf(),
         });
@@ -293,7 +303,9 @@ fn fetch_and_check(
                 dest.describe()
             ))
         })?;
-    let path = req.work.join(format!("{}.restore", found.manifest.archive.file));
+    let path = req
+        .work
+        .join(format!("{}.restore", found.manifest.archive.file));
     dest.get(&found.archive_key, &path)?;
     check_archive(path, found.manifest.clone())
 }

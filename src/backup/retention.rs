@@ -28,10 +28,13 @@ pub fn plan(items: &[Item], policy: Policy) -> (Vec<Item>, Vec<Item>) {
     if let Some(i) = sorted.iter().position(|i| i.verified) {
         keep.insert(i);
     }
-    let buckets: [(usize, fn(u64) -> i64); 3] = [
+    type Bucket = fn(u64) -> i64;
+    let buckets: [(usize, Bucket); 3] = [
         (policy.daily, |t| Utc::from_unix(t).days),
         // ISO weeks start on Monday: days since the epoch's Monday (1969-12-29) / 7.
-        (policy.weekly, |t| (Utc::from_unix(t).days + 3).div_euclid(7)),
+        (policy.weekly, |t| {
+            (Utc::from_unix(t).days + 3).div_euclid(7)
+        }),
         (policy.monthly, |t| {
             let u = Utc::from_unix(t);
             u.year * 12 + i64::from(u.month)
@@ -76,8 +79,17 @@ mod tests {
     fn daily_weekly_monthly() {
         let day = 86_400;
         // One backup a day for 100 days, all verified.
-        let items: Vec<Item> = (0..100).map(|i| item(i, 1_700_000_000 + i as u64 * day, true)).collect();
-        let (keep, delete) = plan(&items, Policy { daily: 7, weekly: 4, monthly: 3 });
+        let items: Vec<Item> = (0..100)
+            .map(|i| item(i, 1_700_000_000 + i as u64 * day, true))
+            .collect();
+        let (keep, delete) = plan(
+            &items,
+            Policy {
+                daily: 7,
+                weekly: 4,
+                monthly: 3,
+            },
+        );
         assert_eq!(keep.len() + delete.len(), 100);
         assert_eq!(keep[0].name, "b99");
         assert!(keep.len() <= 14 && keep.len() >= 7, "{}", keep.len());

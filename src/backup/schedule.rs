@@ -89,13 +89,13 @@ const DAY_NAMES: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 impl Window {
     /// `weekdays`: `1,3,5`, `1-5`, `mon,wed`, `*` (every day); `hours`: `HH-HH` or `HH`.
     pub fn parse(weekdays: &str, hours: &str, minute: u32) -> Result<Window> {
-        Ok(Window {
+        Window {
             weekdays: parse_weekdays(weekdays)?,
             start: 0,
             end: 0,
             minute,
         }
-        .with_hours(hours)?)
+        .with_hours(hours)
     }
 
     fn with_hours(mut self, hours: &str) -> Result<Window> {
@@ -154,9 +154,15 @@ impl Window {
         let mut push = |days: String, from: u32, to: u32| {
             // The start hour begins at `minute`; later hours at :00.
             if from == self.start && self.minute > 0 {
-                out.push(format!("{days} *-*-* {from:02}:{:02}/{TICK_MIN}:00", self.minute));
+                out.push(format!(
+                    "{days} *-*-* {from:02}:{:02}/{TICK_MIN}:00",
+                    self.minute
+                ));
                 if from < to {
-                    out.push(format!("{days} *-*-* {:02}..{to:02}:00/{TICK_MIN}:00", from + 1));
+                    out.push(format!(
+                        "{days} *-*-* {:02}..{to:02}:00/{TICK_MIN}:00",
+                        from + 1
+                    ));
                 }
             } else {
                 out.push(format!("{days} *-*-* {from:02}..{to:02}:00/{TICK_MIN}:00"));
@@ -313,7 +319,10 @@ mod tests {
     #[test]
     fn calendar_math() {
         let u = Utc::from_unix(MON + 7 * H + 8 * M + 9);
-        assert_eq!((u.year, u.month, u.day, u.weekday, u.hour, u.minute), (2024, 3, 4, 1, 7, 8));
+        assert_eq!(
+            (u.year, u.month, u.day, u.weekday, u.hour, u.minute),
+            (2024, 3, 4, 1, 7, 8)
+        );
         assert_eq!(u.compact(), "20240304T070809Z");
         assert_eq!(Utc::from_unix(0).weekday, 4);
         assert_eq!(Utc::from_unix(951_782_400).day, 29); // 2000-02-29
@@ -323,9 +332,16 @@ mod tests {
     fn window_and_weekdays() {
         let w = Window::parse("1,3", "01-04", 0).unwrap();
         assert_eq!(w.window_day(MON + H), Some((MON / 86_400) as i64));
-        assert_eq!(w.window_day(MON + 4 * H + 59 * M), Some((MON / 86_400) as i64));
+        assert_eq!(
+            w.window_day(MON + 4 * H + 59 * M),
+            Some((MON / 86_400) as i64)
+        );
         assert_eq!(w.window_day(MON + 5 * H), None);
-        assert_eq!(w.window_day(MON + 86_400 + 2 * H), None, "Tuesday is not in 1,3");
+        assert_eq!(
+            w.window_day(MON + 86_400 + 2 * H),
+            None,
+            "Tuesday is not in 1,3"
+        );
         // Wrapping window 20-03 on Sunday (7): Monday 02:00 belongs to Sunday's window.
         let w = Window::parse("sun", "20-03", 0).unwrap();
         assert_eq!(w.window_day(MON + 2 * H), Some((MON / 86_400) as i64 - 1));
@@ -363,16 +379,28 @@ mod tests {
     fn an_interrupted_run_counts_as_a_failure() {
         let w = Window::parse("*", "01-04", 0).unwrap();
         let killed_at = MON + H;
-        assert!(matches!(decide(&w, MON + H + 19 * M, None, Some(killed_at)), Decision::Skip(_)));
-        assert_eq!(decide(&w, MON + H + 20 * M, None, Some(killed_at)), Decision::Run);
+        assert!(matches!(
+            decide(&w, MON + H + 19 * M, None, Some(killed_at)),
+            Decision::Skip(_)
+        ));
+        assert_eq!(
+            decide(&w, MON + H + 20 * M, None, Some(killed_at)),
+            Decision::Run
+        );
         // Yesterday's success does not block today.
-        assert_eq!(decide(&w, MON + 86_400 + H, Some(MON + H), Some(MON + H)), Decision::Run);
+        assert_eq!(
+            decide(&w, MON + 86_400 + H, Some(MON + H), Some(MON + H)),
+            Decision::Run
+        );
     }
 
     #[test]
     fn calendars() {
         let w = Window::parse("1-5", "01-04", 0).unwrap();
-        assert_eq!(w.on_calendar(), vec!["Mon,Tue,Wed,Thu,Fri *-*-* 01..04:00/10:00"]);
+        assert_eq!(
+            w.on_calendar(),
+            vec!["Mon,Tue,Wed,Thu,Fri *-*-* 01..04:00/10:00"]
+        );
         let w = Window::parse("7", "22-01", 0).unwrap();
         assert_eq!(
             w.on_calendar(),

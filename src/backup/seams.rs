@@ -76,7 +76,10 @@ impl Volumes for PodmanVolumes {
             .is_ok_and(|s| s.success())
     }
     fn export(&self, name: &str, sink: Sink) -> Result<()> {
-        blocking::read_stdout(Command::new("podman").args(["volume", "export", name]), sink)
+        blocking::read_stdout(
+            Command::new("podman").args(["volume", "export", name]),
+            sink,
+        )
     }
     fn import(&self, name: &str, feed: Feed) -> Result<()> {
         if !self.exists(name) {

@@ -142,7 +142,10 @@ fn image_refs(cfg: &Config) -> BTreeMap<String, String> {
     crate::config::schema::KEYS
         .iter()
         .filter(|k| k.name.ends_with("_img"))
-        .filter_map(|k| cfg.text(k.name).map(|v| (k.name.to_string(), v.to_string())))
+        .filter_map(|k| {
+            cfg.text(k.name)
+                .map(|v| (k.name.to_string(), v.to_string()))
+        })
         .collect()
 }
 
@@ -151,7 +154,10 @@ impl Report for BackedUp {
         match self {
             BackedUp::Done(d) => {
                 let verified = match &d.verified {
-                    Some(v) if v.ok => format!("verified ({} tables, {} rows, {} ms)", v.tables, v.rows, v.duration_ms),
+                    Some(v) if v.ok => format!(
+                        "verified ({} tables, {} rows, {} ms)",
+                        v.tables, v.rows, v.duration_ms
+                    ),
                     Some(v) => format!("NOT verified: {}", v.error.as_deref().unwrap_or("?")),
                     None => "not verified (backup_verify is false)".into(),
                 };
@@ -163,7 +169,10 @@ impl Report for BackedUp {
                     d.duration_ms,
                     d.tables,
                     d.rows,
-                    d.deleted.iter().map(|n| format!("  retention deleted {n}\n")).collect::<String>()
+                    d.deleted
+                        .iter()
+                        .map(|n| format!("  retention deleted {n}\n"))
+                        .collect::<String>()
                 )
             }
             BackedUp::Skipped(why) => format!("backup skipped: {why}\n"),

@@ -16,7 +16,7 @@ pub fn restore(inputs: &Inputs, source: &str, discard_previous: bool) -> Result<
         .catalog
         .components
         .iter()
-        .filter(|c| c.writes_db && c.hosts.iter().any(|h| *h == role))
+        .filter(|c| c.writes_db && c.hosts.contains(&role))
         .map(|c| c.unit.clone())
         .collect();
     let pg = super::backup::host_pg(&cfg, &s, inputs)?;

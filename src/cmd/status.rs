@@ -71,7 +71,9 @@ pub(super) fn state_table(s: &State) -> String {
 impl Report for StatusReport {
     fn table(&self) -> String {
         match &self.provisioning {
-            Provisioning::NotStarted => "status: not started\n".to_string() + &backup_line(&self.backup),
+            Provisioning::NotStarted => {
+                "status: not started\n".to_string() + &backup_line(&self.backup)
+            }
             Provisioning::State(s) => state_table(s) + &backup_line(&self.backup),
             Provisioning::TimedOut => String::new(),
         }
@@ -120,13 +122,22 @@ fn backup_line(r: &Record) -> String {
             if l.verified {
                 format!("verified in {} ms", l.verify_ms)
             } else {
-                format!("NOT verified{}", l.verify_error.as_deref().map(|e| format!(": {e}")).unwrap_or_default())
+                format!(
+                    "NOT verified{}",
+                    l.verify_error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                )
             }
         ));
     }
     if let (Some(a), Some(e)) = (r.last_attempt, &r.last_error) {
         if r.last_success.is_none_or(|s| a > s) {
-            out.push_str(&format!("backup: the attempt at {} failed: {e}\n", Utc::from_unix(a).human()));
+            out.push_str(&format!(
+                "backup: the attempt at {} failed: {e}\n",
+                Utc::from_unix(a).human()
+            ));
         }
     }
     out

@@ -54,11 +54,33 @@ pub fn cluster() -> Cluster {
 
 pub fn psql(pg: &Pg, db: &str, sql: &str) -> String {
     let out = Command::new(format!("{BIN}/psql"))
-        .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
-        .args(["-p", &pg.port.to_string(), "-U", "postgres", "-d", db, "-c", sql])
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-h",
+            "127.0.0.1",
+        ])
+        .args([
+            "-p",
+            &pg.port.to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            db,
+            "-c",
+            sql,
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -79,7 +101,9 @@ pub fn fill(pg: &Pg, n: u64) {
 }
 
 pub fn rows(pg: &Pg, table: &str) -> u64 {
-    psql(pg, &pg.database, &format!("SELECT count(*) FROM {table}")).parse().unwrap()
+    psql(pg, &pg.database, &format!("SELECT count(*) FROM {table}"))
+        .parse()
+        .unwrap()
 }
 
 /// Units restore stops and starts, recorded.
@@ -90,11 +114,17 @@ pub struct FakeServices {
 
 impl Services for FakeServices {
     fn stop(&self, units: &[String]) -> anyhow::Result<()> {
-        self.log.lock().unwrap().push(format!("stop {}", units.join(" ")));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("stop {}", units.join(" ")));
         Ok(())
     }
     fn start(&self, units: &[String]) -> anyhow::Result<()> {
-        self.log.lock().unwrap().push(format!("start {}", units.join(" ")));
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("start {}", units.join(" ")));
         Ok(())
     }
 }
@@ -104,7 +134,11 @@ pub fn spec(work: PathBuf) -> omlboot::backup::Spec {
         tenant: "acme".into(),
         template: "{tenant}/dow_{weekday}".into(),
         volumes: vec!["asterisk_conf".into(), "asterisk_sounds".into()],
-        images: [("postgres_img".to_string(), "docker.io/postgres:15".to_string())].into(),
+        images: [(
+            "postgres_img".to_string(),
+            "docker.io/postgres:15".to_string(),
+        )]
+        .into(),
         config: Default::default(),
         work,
         chunk: 64 << 10,
@@ -118,10 +152,16 @@ pub fn volumes(root: &Path) -> omlboot::backup::seams::DirVolumes {
     let conf = root.join("asterisk_conf");
     std::fs::create_dir_all(conf.join("custom")).unwrap();
     std::fs::create_dir_all(conf.join("override")).unwrap();
-    std::fs::write(conf.join("custom/oml_extensions_custom.conf"), "[from-custom]\nexten => 1,1,NoOp\n").unwrap();
+    std::fs::write(
+        conf.join("custom/oml_extensions_custom.conf"),
+        "[from-custom]\nexten => 1,1,NoOp\n",
+    )
+    .unwrap();
     std::fs::write(conf.join("override/pjsip.conf"), "; override\n").unwrap();
     // asterisk_sounds does not exist on this host: skipped, not an error.
-    omlboot::backup::seams::DirVolumes { root: root.to_path_buf() }
+    omlboot::backup::seams::DirVolumes {
+        root: root.to_path_buf(),
+    }
 }
 
 pub fn writers() -> Vec<String> {

@@ -115,7 +115,9 @@ impl Target {
 pub(crate) fn check_name(remote: &str) -> Result<()> {
     if remote.is_empty()
         || remote.starts_with('/')
-        || remote.split('/').any(|c| c.is_empty() || c == "." || c == "..")
+        || remote
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
     {
         bail!("invalid object name {remote:?}");
     }
@@ -183,15 +185,31 @@ mod tests {
 
     #[test]
     fn targets_parse() {
-        assert_eq!(Target::parse("/srv/b").unwrap(), Target::Dir("/srv/b".into()));
-        assert_eq!(Target::parse("dir:///srv/b").unwrap(), Target::Dir("/srv/b".into()));
+        assert_eq!(
+            Target::parse("/srv/b").unwrap(),
+            Target::Dir("/srv/b".into())
+        );
+        assert_eq!(
+            Target::parse("dir:///srv/b").unwrap(),
+            Target::Dir("/srv/b".into())
+        );
         assert_eq!(
             Target::parse("ssh://bk@10.0.0.9:2222/backups/oml").unwrap(),
-            Target::Ssh { user: "bk".into(), host: "10.0.0.9".into(), port: 2222, path: "backups/oml".into() }
+            Target::Ssh {
+                user: "bk".into(),
+                host: "10.0.0.9".into(),
+                port: 2222,
+                path: "backups/oml".into()
+            }
         );
         assert_eq!(
             Target::parse("ssh://bk@store//srv/oml").unwrap(),
-            Target::Ssh { user: "bk".into(), host: "store".into(), port: 22, path: "/srv/oml".into() }
+            Target::Ssh {
+                user: "bk".into(),
+                host: "store".into(),
+                port: 22,
+                path: "/srv/oml".into()
+            }
         );
         assert!(Target::parse("ssh://store/x").is_err());
         assert!(Target::parse("relative/dir").is_err());
@@ -203,7 +221,11 @@ mod tests {
         // 2024-03-05 07:08:09 UTC is a Tuesday.
         let t = 1_709_622_489;
         assert_eq!(
-            render_template("backup/{tenant}/{year}/{month}/{day}/dow_{weekday}/h{hour}/{timestamp}", "acme", t),
+            render_template(
+                "backup/{tenant}/{year}/{month}/{day}/dow_{weekday}/h{hour}/{timestamp}",
+                "acme",
+                t
+            ),
             "backup/acme/2024/03/05/dow_2/h07/1709622489"
         );
         assert!(check_template("{tenant}/{weekday}").is_ok());

@@ -39,7 +39,12 @@ impl Ssh {
             .arg(format!("UserKnownHostsFile={}", self.known_hosts.display()))
             .arg("-o")
             .arg(format!("ConnectTimeout={}", self.connect_timeout_s))
-            .args(["-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4"])
+            .args([
+                "-o",
+                "ServerAliveInterval=15",
+                "-o",
+                "ServerAliveCountMax=4",
+            ])
             .arg(format!("{}@{}", self.user, self.host))
             .arg("--")
             .arg(remote_cmd);
@@ -54,7 +59,11 @@ impl Ssh {
         }
     }
 
-    fn upload(&self, remote: &str, fill: impl FnOnce(&mut dyn io::Write) -> Result<()>) -> Result<()> {
+    fn upload(
+        &self,
+        remote: &str,
+        fill: impl FnOnce(&mut dyn io::Write) -> Result<()>,
+    ) -> Result<()> {
         check_name(remote)?;
         let dest = self.remote(remote);
         let (dir, file) = dest.rsplit_once('/').unwrap_or((".", &dest));
@@ -72,7 +81,10 @@ impl Ssh {
 
 impl Destination for Ssh {
     fn describe(&self) -> String {
-        format!("ssh://{}@{}:{}/{}", self.user, self.host, self.port, self.path)
+        format!(
+            "ssh://{}@{}:{}/{}",
+            self.user, self.host, self.port, self.path
+        )
     }
 
     fn put(&self, local: &Path, remote: &str) -> Result<()> {
@@ -89,11 +101,15 @@ impl Destination for Ssh {
 
     fn get(&self, remote: &str, local: &Path) -> Result<()> {
         check_name(remote)?;
-        let mut out = File::create(local).with_context(|| format!("creating {}", local.display()))?;
-        blocking::read_stdout(&mut self.ssh(&format!("cat {}", q(&self.remote(remote)))), |r| {
-            io::copy(r, &mut out)?;
-            Ok(())
-        })
+        let mut out =
+            File::create(local).with_context(|| format!("creating {}", local.display()))?;
+        blocking::read_stdout(
+            &mut self.ssh(&format!("cat {}", q(&self.remote(remote)))),
+            |r| {
+                io::copy(r, &mut out)?;
+                Ok(())
+            },
+        )
         .with_context(|| format!("downloading {} from {}", remote, self.describe()))?;
         out.sync_all()?;
         Ok(())
@@ -102,16 +118,23 @@ impl Destination for Ssh {
     fn get_bytes(&self, remote: &str) -> Result<Vec<u8>> {
         check_name(remote)?;
         let mut buf = Vec::new();
-        blocking::read_stdout(&mut self.ssh(&format!("cat {}", q(&self.remote(remote)))), |r| {
-            r.read_to_end(&mut buf)?;
-            Ok(())
-        })
+        blocking::read_stdout(
+            &mut self.ssh(&format!("cat {}", q(&self.remote(remote)))),
+            |r| {
+                r.read_to_end(&mut buf)?;
+                Ok(())
+            },
+        )
         .with_context(|| format!("reading {} from {}", remote, self.describe()))?;
         Ok(buf)
     }
 
     fn list(&self) -> Result<Vec<String>> {
-        let base = if self.path.is_empty() { "." } else { &self.path };
+        let base = if self.path.is_empty() {
+            "."
+        } else {
+            &self.path
+        };
         let script = format!(
             "cd {} 2>/dev/null || exit 0; find . -type f ! -name '*{PARTIAL}'",
             q(base)
