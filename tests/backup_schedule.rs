@@ -134,3 +134,40 @@ fn backup_keys_are_validated_naming_the_field() {
         .1
         .contains("ExecStart=/usr/local/bin/omlboot backup --scheduled"));
 }
+
+#[test]
+fn status_shows_the_last_backup() {
+    let root = tempfile::tempdir().unwrap();
+    let rec = omlboot::backup::record::Record {
+        last_attempt: Some(1_709_622_489),
+        last_success: Some(1_709_622_489),
+        last_error: None,
+        last: Some(omlboot::backup::record::Last {
+            name: "acme-20240305T070809Z".into(),
+            destination: "/srv/backups".into(),
+            created_at: 1_709_622_489,
+            size: 9_423_829,
+            duration_ms: 18_734,
+            verified: true,
+            verify_ms: 6_688,
+            verify_error: None,
+        }),
+    };
+    rec.save(root.path()).unwrap();
+    let o = omlboot(&["status", "--root", root.path().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("backup: last acme-20240305T070809Z (2024-03-05 07:08:09 UTC) on /srv/backups: 9423829 bytes in 18734 ms, verified in 6688 ms"),
+        "{out}"
+    );
+    let o = omlboot(&[
+        "status",
+        "--root",
+        root.path().to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["backup"]["last"]["size"], 9_423_829);
+}

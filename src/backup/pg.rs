@@ -427,3 +427,61 @@ fn container_scratch(image: &str) -> Result<Scratch> {
     }
     Ok(scratch)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(c: &Command) -> Vec<String> {
+        std::iter::once(c.get_program())
+            .chain(c.get_args())
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    fn pg(client: Client, host: Option<&str>) -> Pg {
+        Pg {
+            client,
+            host: host.map(str::to_string),
+            port: 5432,
+            user: "omnileads".into(),
+            password: Some("s3cret-pass".into()),
+            database: "omnileads".into(),
+            maintenance_db: "postgres".into(),
+            scratch: ScratchKind::Container {
+                image: "docker.io/postgres:14.9-bullseye".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn podman_command_lines_keep_the_password_off_argv() {
+        let exec = pg(
+            Client::Exec {
+                container: "oml-postgresql-server".into(),
+            },
+            None,
+        );
+        let c = exec.cmd("pg_dump", false);
+        assert_eq!(
+            args(&c).join(" "),
+            "podman exec -e PGPASSWORD oml-postgresql-server pg_dump -p 5432 -U omnileads"
+        );
+        assert!(c
+            .get_envs()
+            .any(|(k, v)| k == "PGPASSWORD" && v == Some("s3cret-pass".as_ref())));
+        let run = pg(
+            Client::Run {
+                image: "docker.io/postgres:14.9-bullseye".into(),
+            },
+            Some("10.0.0.9"),
+        );
+        assert_eq!(
+            args(&run.cmd("pg_restore", true)).join(" "),
+            "podman run --rm --network=host -e PGPASSWORD -i docker.io/postgres:14.9-bullseye pg_restore -h 10.0.0.9 -p 5432 -U omnileads"
+        );
+        assert!(!args(&run.cmd("psql", false))
+            .iter()
+            .any(|a| a.contains("s3cret")));
+    }
+}

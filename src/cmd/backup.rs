@@ -78,6 +78,9 @@ pub fn backup(inputs: &Inputs, scheduled: bool, list: bool) -> Result<BackedUp> 
                 .collect(),
         ));
     }
+    // One omlboot at a time on a host (apply must not restart postgres under a running backup), and
+    // the schedule's decision is taken under the lock so two timer runs cannot both decide to run.
+    let _lock = crate::apply::state::lock(&inputs.root)?;
     let now = crate::apply::state::now_unix();
     let mut record = Record::load(&inputs.root)?;
     if scheduled {

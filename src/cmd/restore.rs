@@ -21,6 +21,8 @@ pub fn restore(inputs: &Inputs, source: &str, discard_previous: bool) -> Result<
         .collect();
     let pg = super::backup::host_pg(&cfg, &s, inputs)?;
     let dest = b.destination();
+    // One omlboot at a time: apply must not start the units restore stopped.
+    let _lock = crate::apply::state::lock(&inputs.root)?;
     let req = restore::Request {
         source,
         discard_previous,

@@ -3,6 +3,7 @@
 //! Implementations: a local directory ([`dir`]), an ssh target ([`ssh`]); S3 is the third slot
 //! (see [`ObjectStore`]: the S3 client plugs in through it).
 pub mod dir;
+pub mod s3;
 pub mod ssh;
 
 use anyhow::{bail, Result};
@@ -28,9 +29,8 @@ pub trait Destination {
 }
 
 /// The async S3 client another branch provides, seen through the five calls a destination needs.
-/// `dest::s3` (to be written after the merge) wraps it into a [`Destination`] by running each call on
-/// a current-thread runtime: put = put_object (multipart for large files) of the final key, which S3
-/// makes visible atomically; the manifest is put last, so a half-done backup is never listed.
+/// [`s3::S3`] makes it a [`Destination`]; the adapter over the async client runs each call on a
+/// current-thread runtime (put_file = put_object, multipart for large files).
 pub trait ObjectStore {
     fn put_file(&self, local: &Path, key: &str) -> Result<()>;
     fn get_file(&self, key: &str, local: &Path) -> Result<()>;
