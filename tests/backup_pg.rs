@@ -94,6 +94,8 @@ fn backup_verify_and_restore_round_trip() {
             "start omnileads.service asterisk.service"
         ]
     );
+    // The downloaded archive is not left in the work directory.
+    assert_eq!(std::fs::read_dir(t.path().join("work")).unwrap().count(), 0);
     // Again with --discard-previous: no previous database left behind.
     let mut rq = req(&m.name, &t.path().join("work"), t.path(), true);
     rq.now += 60;

@@ -103,8 +103,20 @@ pub fn restore(
     let mut notes = Vec::new();
     // 1. Fetch and check, touching nothing.
     let checked = fetch_and_check(pg, dest, req)?;
-    if let Checked::Legacy { .. } = checked {
-        notes.push("omldeploytool dump: it carries no checksum, so none was verified (pg_restore --list read it)".into());
+    // What was downloaded into the work directory goes when this returns.
+    let _fetched = Fetched(match &checked {
+        Checked::Archive { path, .. } | Checked::Legacy { path } if path.starts_with(&req.work) => {
+            Some(path.clone())
+        }
+        _ => None,
+    });
+    match &checked {
+        Checked::Legacy { .. } => notes.push("omldeploytool dump: it carries no checksum, so none was verified (pg_restore --list read it)".into()),
+        Checked::Archive { manifest, .. } if !manifest.is_verified() => notes.push(format!(
+            "backup {} was never verified by a test restore; its checksums were",
+            manifest.name
+        )),
+        _ => {}
     }
     // A previous restore killed before its switch left a staged database: drop it.
     if let Some(j) = load_journal(&req.root) {
@@ -202,6 +214,16 @@ pub fn restore(
         duration_ms: started.elapsed().as_millis() as u64,
         notes,
     })
+}
+
+struct Fetched(Option<PathBuf>);
+
+impl Drop for Fetched {
+    fn drop(&mut self) {
+        if let Some(p) = &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 fn dump_stream(m: &Manifest) -> Result<&Stream> {
@@ -307,7 +329,9 @@ fn fetch_and_check(
         .work
         .join(format!("{}.restore", found.manifest.archive.file));
     dest.get(&found.archive_key, &path)?;
-    check_archive(path, found.manifest.clone())
+    check_archive(path.clone(), found.manifest.clone()).inspect_err(|_| {
+        let _ = std::fs::remove_file(&path);
+    })
 }
 
 fn check_archive(path: PathBuf, manifest: Manifest) -> Result<Checked, Refused> {
