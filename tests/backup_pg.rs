@@ -495,6 +495,12 @@ fn retention_prunes_on_the_destination() {
     let vols = volumes(&t.path().join("vols"));
     let mut sp = spec(t.path().join("work"));
     sp.verify = false;
+    // An archive whose manifest never arrived (killed between the uploads), older than the backups.
+    let orphan = t
+        .path()
+        .join("dest/acme/dow_5/acme-20240301T000000Z.tar.gz");
+    std::fs::create_dir_all(orphan.parent().unwrap()).unwrap();
+    std::fs::write(&orphan, "half").unwrap();
     sp.retention = Some(bk::retention::Policy {
         daily: 2,
         weekly: 0,

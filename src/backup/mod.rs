@@ -215,6 +215,20 @@ pub fn prune(dest: &dyn Destination, policy: retention::Policy) -> Result<Vec<St
         .collect();
     let (_, delete) = retention::plan(&items, policy);
     let mut deleted = Vec::new();
+    // Archives without a manifest (a run killed between the two uploads) older than the newest
+    // backup can never become backups: remove them. Names end in a sortable UTC stamp.
+    if let Some(newest) = listed.first() {
+        let stamp = |s: &str| s.rsplit('-').next().unwrap_or("").to_string();
+        let newest = stamp(&newest.manifest.name);
+        for o in dest.list()? {
+            let Some(stem) = o.strip_suffix(ARCHIVE_SUFFIX) else {
+                continue;
+            };
+            if !listed.iter().any(|l| l.archive_key == o) && stamp(stem) < newest {
+                dest.delete(&o)?;
+            }
+        }
+    }
     for d in delete {
         let l = listed.iter().find(|l| l.manifest_key == d.name).unwrap();
         dest.delete(&l.manifest_key)?;
