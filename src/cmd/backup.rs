@@ -118,7 +118,10 @@ pub fn backup(inputs: &Inputs, scheduled: bool, list: bool) -> Result<BackedUp> 
     match result {
         Ok(done) => {
             let v = done.verified.clone();
-            record.last_success = Some(now);
+            // A backup that did not verify is a failed run for the schedule: retried after 20 min.
+            if v.as_ref().is_none_or(|v| v.ok) {
+                record.last_success = Some(now);
+            }
             record.last_error = v.as_ref().and_then(|v| v.error.clone());
             record.last = Some(backup::record::Last {
                 name: done.name.clone(),
