@@ -33,6 +33,20 @@ pub struct Global {
     pub verbose: u8,
 }
 
+impl Global {
+    /// What every library command reads: these flags and the environment.
+    pub fn inputs(&self) -> omlboot::cmd::Inputs {
+        omlboot::cmd::Inputs {
+            config: self.config.clone(),
+            sets: self.sets.clone(),
+            role: self.role.clone(),
+            root: self.root.clone(),
+            units: self.units.clone(),
+            env: std::env::vars().collect(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Table,
@@ -113,6 +127,30 @@ pub enum Command {
         /// With --wait: give up after this many seconds (exit 1).
         #[arg(long, value_name = "SECONDS")]
         timeout: Option<u64>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Back up the database and the Asterisk files to backup_destination, verified by a restore into a
+    /// throwaway postgres. Exit 1 when it fails or does not verify.
+    Backup {
+        /// Run only if the schedule says so (the timer's service): inside the window, once per window,
+        /// a failed run retried no earlier than 20 minutes later.
+        #[arg(long)]
+        scheduled: bool,
+        /// List the backups on the destination instead (newest first).
+        #[arg(long, conflicts_with = "scheduled")]
+        list: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Restore a backup (its name on the destination, a local .manifest.json, or an omldeploytool
+    /// pgsql-backup-<ts>.sql). Everything is checked first: a corrupt or incomplete backup is refused
+    /// (exit 2) with the host untouched. The replaced database is kept until you drop it.
+    Restore {
+        source: String,
+        /// Drop the replaced database once the restore succeeded.
+        #[arg(long)]
+        discard_previous: bool,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },

@@ -4,6 +4,7 @@
 //! outcome; [`error::Code`] is the one mapping to exit codes. Everything else lives here so tests
 //! drive the same code.
 pub mod apply;
+pub mod backup;
 pub mod bake;
 pub mod catalog;
 pub mod cmd;

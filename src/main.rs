@@ -4,7 +4,7 @@ mod cli;
 
 use clap::Parser as _;
 use cli::{Cli, Command, Format};
-use omlboot::cmd::{self, Inputs, Report};
+use omlboot::cmd::{self, Report};
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -12,15 +12,7 @@ use std::time::Duration;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.global.verbose);
-    let g = &cli.global;
-    let inputs = Inputs {
-        config: g.config.clone(),
-        sets: g.sets.clone(),
-        role: g.role.clone(),
-        root: g.root.clone(),
-        units: g.units.clone(),
-        env: std::env::vars().collect(),
-    };
+    let inputs = cli.global.inputs();
     let (outcome, format): (omlboot::Result<Box<dyn Report>>, Format) = match &cli.command {
         Command::Validate { format } => (boxed(cmd::validate(&inputs)), *format),
         Command::Detect { format } => (boxed(cmd::detect(&inputs)), *format),
@@ -33,6 +25,19 @@ fn main() -> ExitCode {
         }
         Command::Run { format } => (boxed(cmd::run(&inputs)), *format),
         Command::Bake { no_clean, format } => (boxed(cmd::bake(&inputs, !*no_clean)), *format),
+        Command::Backup {
+            scheduled,
+            list,
+            format,
+        } => (boxed(cmd::backup(&inputs, *scheduled, *list)), *format),
+        Command::Restore {
+            source,
+            discard_previous,
+            format,
+        } => (
+            boxed(cmd::restore(&inputs, source, *discard_previous)),
+            *format,
+        ),
         Command::Status {
             wait,
             timeout,

@@ -65,6 +65,12 @@ pub struct Component {
     /// (omlapp: Django migrations only go forward).
     #[serde(default)]
     pub dump_before_upgrade: bool,
+    /// It writes to the database: restore stops it first and starts it after.
+    #[serde(default)]
+    pub writes_db: bool,
+    /// Podman volumes whose content `omlboot backup` puts into the archive (restore puts it back).
+    #[serde(default)]
+    pub backup_volumes: Vec<String>,
 }
 
 /// A command run in the component's container and the pattern that finds the number of calls in its

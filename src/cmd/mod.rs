@@ -5,20 +5,24 @@
 //! (config, units, facts, plan) is assembled here, once, so a new command (`upgrade`, `backup`) is a
 //! new file beside these and a line in main.
 mod apply;
+mod backup;
 mod bake;
 mod detect;
 mod plan;
 mod render;
+mod restore;
 mod rollback;
 mod status;
 mod upgrade;
 mod validate;
 
 pub use apply::{apply, apply_force, run, Applied};
+pub use backup::{backup, BackedUp};
 pub use bake::{bake, Baked};
 pub use detect::{detect, Detected};
 pub use plan::{plan, Planned};
 pub use render::{render, Rendered};
+pub use restore::{restore, Restored};
 pub use rollback::{rollback, RolledBack};
 pub use status::{status, StatusReport};
 pub use upgrade::{upgrade, Upgraded};

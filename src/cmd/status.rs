@@ -1,10 +1,18 @@
 //! `omlboot status [--wait]`: the state apply records, per component.
 use super::{to_json, Inputs, Report};
 use crate::apply::state::{State, Status};
+use crate::backup::record::Record;
+use crate::backup::schedule::Utc;
 use crate::error::{Code, Result};
 use std::time::{Duration, Instant};
 
-pub enum StatusReport {
+/// Provisioning state plus the backup record (last backup, size, duration, verification).
+pub struct StatusReport {
+    pub provisioning: Provisioning,
+    pub backup: Record,
+}
+
+pub enum Provisioning {
     /// No apply has run on this host yet.
     NotStarted,
     State(Box<State>),
@@ -14,15 +22,23 @@ pub enum StatusReport {
 
 /// Read the state; with `wait`, until apply has finished or `timeout` passes.
 pub fn status(inputs: &Inputs, wait: bool, timeout: Option<Duration>) -> Result<StatusReport> {
+    let provisioning = provisioning(inputs, wait, timeout)?;
+    Ok(StatusReport {
+        provisioning,
+        backup: Record::load(&inputs.root).unwrap_or_default(),
+    })
+}
+
+fn provisioning(inputs: &Inputs, wait: bool, timeout: Option<Duration>) -> Result<Provisioning> {
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
         match State::load(&inputs.root)? {
-            None if !wait => return Ok(StatusReport::NotStarted),
+            None if !wait => return Ok(Provisioning::NotStarted),
             Some(s) if !wait || s.status != Status::Running => {
-                return Ok(StatusReport::State(Box::new(s)))
+                return Ok(Provisioning::State(Box::new(s)))
             }
             _ if deadline.is_some_and(|d| Instant::now() >= d) => {
-                return Ok(StatusReport::TimedOut)
+                return Ok(Provisioning::TimedOut)
             }
             _ => std::thread::sleep(Duration::from_millis(500)),
         }
@@ -90,30 +106,75 @@ pub(super) fn state_table(s: &State) -> String {
 
 impl Report for StatusReport {
     fn table(&self) -> String {
-        match self {
-            StatusReport::NotStarted => "status: not started\n".into(),
-            StatusReport::State(s) => state_table(s),
-            StatusReport::TimedOut => String::new(),
+        match &self.provisioning {
+            Provisioning::NotStarted => {
+                "status: not started\n".to_string() + &backup_line(&self.backup)
+            }
+            Provisioning::State(s) => state_table(s) + &backup_line(&self.backup),
+            Provisioning::TimedOut => String::new(),
         }
     }
     fn json(&self) -> serde_json::Value {
-        match self {
-            StatusReport::NotStarted => serde_json::json!({ "status": "not started" }),
-            StatusReport::State(s) => to_json(s),
-            StatusReport::TimedOut => serde_json::Value::Null,
+        match &self.provisioning {
+            Provisioning::NotStarted => {
+                serde_json::json!({ "status": "not started", "backup": to_json(&self.backup) })
+            }
+            Provisioning::State(s) => {
+                let mut v = to_json(s);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("backup".into(), to_json(&self.backup));
+                }
+                v
+            }
+            Provisioning::TimedOut => serde_json::Value::Null,
         }
     }
     fn notes(&self, _json: bool) -> Vec<String> {
-        match self {
-            StatusReport::TimedOut => vec!["omlboot: status --wait: timed out".into()],
+        match &self.provisioning {
+            Provisioning::TimedOut => vec!["omlboot: status --wait: timed out".into()],
             _ => Vec::new(),
         }
     }
     fn code(&self) -> Code {
-        match self {
-            StatusReport::NotStarted => Code::Ok,
-            StatusReport::State(s) => s.status.code(),
-            StatusReport::TimedOut => Code::Failed,
+        match &self.provisioning {
+            Provisioning::NotStarted => Code::Ok,
+            Provisioning::State(s) => s.status.code(),
+            Provisioning::TimedOut => Code::Failed,
         }
     }
+}
+
+/// One line about the last backup (nothing when no backup was ever attempted).
+fn backup_line(r: &Record) -> String {
+    let mut out = String::new();
+    if let Some(l) = &r.last {
+        out.push_str(&format!(
+            "backup: last {} ({}) on {}: {} bytes in {} ms, {}\n",
+            l.name,
+            Utc::from_unix(l.created_at).human(),
+            l.destination,
+            l.size,
+            l.duration_ms,
+            if l.verified {
+                format!("verified in {} ms", l.verify_ms)
+            } else {
+                format!(
+                    "NOT verified{}",
+                    l.verify_error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                )
+            }
+        ));
+    }
+    if let (Some(a), Some(e)) = (r.last_attempt, &r.last_error) {
+        if r.last_success.is_none_or(|s| a > s) {
+            out.push_str(&format!(
+                "backup: the attempt at {} failed: {e}\n",
+                Utc::from_unix(a).human()
+            ));
+        }
+    }
+    out
 }

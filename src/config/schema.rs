@@ -308,6 +308,26 @@ schema! {
     drain_timeout_s: u64 = k(Kind::Int { min: 0, max: 86_400 }, Some("900"), "omlboot", "Longest wait for asterisk, kamailio or rtpengine to carry no call before a restart (then only a maintenance window, or --force, lets it restart).");
     maintenance_weekdays: Option<String> = k(Kind::Text, NONE, "omlboot", "Maintenance window days (UTC), e.g. `mon,tue` or `mon-fri`: voice restarts proceed during the window even with calls.");
     maintenance_hours: Option<String> = k(Kind::Text, NONE, "omlboot", "Maintenance window hours (UTC), `HH-HH` (end exclusive, may wrap midnight), e.g. `02-05`.");
+    // --- backup and restore (issue 12; src/backup/config.rs checks them together). omldeploytool's
+    // names first, then the ERA backup controller's shape where omldeploytool has none.
+    backup_bucket_url: Option<String> = k(Kind::Text, NONE, "backup", "omldeploytool: S3 endpoint of the backup bucket, or `aws` (S3 destinations are wired with the S3 client; until then use backup_destination).");
+    backup_bucket_name: Option<String> = k(Kind::Text, NONE, "backup", "omldeploytool: bucket of the backups.");
+    backup_bucket_key_id: Option<String> = k(Kind::Text, NONE, "backup", "omldeploytool: access key of the backup bucket.");
+    backup_bucket_secret_key: Option<Secret> = given("backup", "omldeploytool: secret key of the backup bucket.");
+    cron_backup_hh: Option<u64> = k(Kind::Int { min: 0, max: 23 }, NONE, "backup", "omldeploytool: hour (UTC) of the daily backup; same as backup_hours HH-HH on every weekday.");
+    cron_backup_mm: Option<u64> = k(Kind::Int { min: 0, max: 59 }, NONE, "backup", "omldeploytool: minute of the daily backup (with cron_backup_hh).");
+    restore_file_timestamp: Option<String> = k(Kind::Text, NONE, "backup", "omldeploytool: restore this backup (an omlboot backup name, or the <ts> of pgsql-backup-<ts>.sql) from the destination.");
+    backup_destination: Option<String> = k(Kind::Text, NONE, "backup", "Where backups go: /dir (or dir:///dir), ssh://user@host[:port]/path (relative to the user's home; //abs for absolute) or s3://bucket/prefix.");
+    backup_path_template: String = k(Kind::Text, Some("{tenant}"), "backup", "Directory under the destination; placeholders {tenant} {year} {month} {day} {weekday} {hour} {timestamp} (UTC, weekday 1-7 Monday=1).");
+    backup_weekdays: String = k(Kind::Text, Some("*"), "backup", "Days backups run on: * (every day), 1-5, 1,3,5 or mon,wed (Monday = 1).");
+    backup_hours: Option<String> = k(Kind::Text, NONE, "backup", "UTC hour window such as 01-04 (from 01:00 to 04:59; 20-03 wraps midnight); with it a systemd timer runs the backup at most once per window, a failed run retried after 20 minutes.");
+    backup_keep_daily: u64 = k(Kind::Int { min: 0, max: 3650 }, Some("7"), "backup", "Retention: newest backup of each of the last N days.");
+    backup_keep_weekly: u64 = k(Kind::Int { min: 0, max: 520 }, Some("4"), "backup", "Retention: newest backup of each of the last N weeks.");
+    backup_keep_monthly: u64 = k(Kind::Int { min: 0, max: 240 }, Some("6"), "backup", "Retention: newest backup of each of the last N months (the newest verified backup is always kept).");
+    backup_ssh_key_file: Option<String> = k(Kind::Path, NONE, "backup", "Private key for an ssh:// destination.");
+    backup_ssh_known_hosts: String = k(Kind::Path, Some("/var/lib/omlboot/backup_known_hosts"), "backup", "known_hosts omlboot keeps for ssh destinations (the first host key seen is pinned).");
+    backup_verify: bool = k(Kind::Bool, Some("true"), "backup", "Restore every backup into a throwaway postgres of the same image and compare row counts.");
+    backup_work_dir: String = k(Kind::Path, Some("/var/lib/omlboot/backup-work"), "backup", "Local directory for the archive before upload and for downloads during restore.");
     // --- recognised, deliberately not implemented
     omnileads_ha: Ignored = k(Kind::Unsupported("high availability (keepalived, repmgr) is not implemented by omlboot; use omldeploytool"), NONE, "unsupported", "HA pair.");
     ha_role: Ignored = k(Kind::Unsupported("high availability is not implemented by omlboot"), NONE, "unsupported", "HA role.");
@@ -316,8 +336,6 @@ schema! {
     speech_analytics_model: Ignored = k(Kind::Unsupported("sentiment analysis is not provisioned by omlboot"), NONE, "unsupported", "Sentiment analysis.");
     tts_external_engine: Ignored = k(Kind::Unsupported("external TTS credentials are not provisioned by omlboot"), NONE, "unsupported", "External TTS.");
     upgrade_from_oml_1: Ignored = k(Kind::Unsupported("migration from OMniLeads 1.x is not implemented by omlboot"), NONE, "unsupported", "1.x migration.");
-    restore_file_timestamp: Ignored = k(Kind::Unsupported("restore is not implemented by omlboot"), NONE, "unsupported", "Restore.");
-    backup_bucket_url: Ignored = k(Kind::Unsupported("scheduled backups are not implemented by omlboot yet"), NONE, "unsupported", "Scheduled backup.");
     swap_space: Ignored = k(Kind::Unsupported("swap files are not created by omlboot"), NONE, "unsupported", "Swap file.");
     ansible_host: Ignored = k(Kind::AnsibleOnly, NONE, "ansible", "SSH address for Ansible.");
     ansible_ssh_port: Ignored = k(Kind::AnsibleOnly, NONE, "ansible", "SSH port for Ansible.");

@@ -730,6 +730,9 @@ fn cross_checks(
                 .into(),
         );
     }
+    for (key, msg) in crate::backup::config::check(cfg) {
+        errs.push(&origin_of(cfg, key), key, msg);
+    }
     // Two components sharing a port: catalog::ports::check, which knows the components' ports.
 }
 

@@ -1,0 +1,55 @@
+//! The backup record under /var/lib/omlboot/: last attempt, last success, the last backup (size,
+//! duration, verification). Written atomically before a run (the attempt: a run killed -9 counts as
+//! a failure for the schedule) and after it. `status` reads it.
+use crate::fsutil;
+use anyhow::{Context as _, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const RECORD_PATH: &str = "var/lib/omlboot/backup.json";
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Last {
+    pub name: String,
+    pub destination: String,
+    pub created_at: u64,
+    pub size: u64,
+    pub duration_ms: u64,
+    pub verified: bool,
+    pub verify_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub last_attempt: Option<u64>,
+    pub last_success: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<Last>,
+}
+
+impl Record {
+    pub fn path(root: &Path) -> PathBuf {
+        root.join(RECORD_PATH)
+    }
+
+    pub fn load(root: &Path) -> Result<Record> {
+        match std::fs::read(Self::path(root)) {
+            Ok(b) => serde_json::from_slice(&b).context("reading the backup record"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Record::default()),
+            Err(e) => Err(e).context("reading the backup record"),
+        }
+    }
+
+    pub fn save(&self, root: &Path) -> Result<()> {
+        let p = Self::path(root);
+        fsutil::ensure_dir(p.parent().unwrap(), 0o700)?;
+        let mut v = serde_json::to_vec_pretty(self)?;
+        v.push(b'\n');
+        fsutil::write_atomic(&p, &v, 0o600)?;
+        Ok(())
+    }
+}
