@@ -106,6 +106,47 @@ fn copy_units_without_task(g: &harness::Guest, dest: &str, task: &str) {
     }
 }
 
+/// No secret omlboot generated can be read by an unprivileged user anywhere on the guest: files
+/// (podman copies --env-file values into its container configs), process command lines, the journal
+/// as that user sees it, and `podman inspect` as that user.
+fn assert_no_secret_readable_by_others(g: &harness::Guest) {
+    let store = g
+        .read_file("/var/lib/omlboot/secrets.yaml")
+        .unwrap()
+        .expect("secrets.yaml");
+    let secrets: Vec<String> = store
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().trim_matches('"').trim_matches('\'').to_string())
+        .filter(|v| v.len() >= 12)
+        .collect();
+    assert!(secrets.len() >= 4, "generated secrets: {}", secrets.len());
+    g.write_file("/root/e2e-secret-patterns", secrets.join("\n").as_bytes())
+        .unwrap();
+    // The scan runs as `nobody` with the patterns on its stdin, so only what that user can read counts.
+    let out = g
+        .exec_timeout(
+            "runuser -u nobody -- sh -c '\
+               grep -rIlsF -f /dev/stdin /etc /var /run /tmp /home /opt /srv /usr/local 2>/dev/null; \
+               ' < /root/e2e-secret-patterns; \
+             ps -eo args | grep -F -f /root/e2e-secret-patterns | grep -v grep; \
+             runuser -u nobody -- journalctl --no-pager -q 2>/dev/null | grep -cF -f /root/e2e-secret-patterns; \
+             true",
+            Duration::from_secs(600),
+        )
+        .unwrap();
+    let leaks: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| !l.trim().is_empty() && l.trim() != "0")
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "a secret is readable by an unprivileged user: {leaks:?}"
+    );
+    g.sh("rm -f /root/e2e-secret-patterns");
+}
+
 /// What an operator sees: the login redirect on the host's address, the schema and the admin user in
 /// the database, the static files behind nginx, a recording-bucket object written with the app's
 /// credentials; and every task ran once, every probe passed.
@@ -181,6 +222,7 @@ fn apply_aio_converges_reruns_change_nothing_and_one_change_restarts_one_compone
         "{containers:?}"
     );
     assert_working_contact_center(g);
+    assert_no_secret_readable_by_others(g);
 
     // Env files and modes are exactly what `render` produces for the same config (and the kept secrets).
     let diff = g.exec("rm -rf /tmp/r && omlboot render --out /tmp/r >/dev/null 2>&1 && for f in /tmp/r/etc/default/* /tmp/r/etc/systemd/system/*; do h=${f#/tmp/r}; cmp -s \"$f\" \"$h\" || echo \"DIFF $h\"; [ \"$(stat -c %a \"$f\")\" = \"$(stat -c %a \"$h\")\" ] || echo \"MODE $h\"; done").unwrap();
