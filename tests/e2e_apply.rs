@@ -386,14 +386,17 @@ fn apply_unpullable_image_fails_that_component_and_starts_the_rest() {
         reason.contains("no-such-image") && reason.contains("NotFound"),
         "status must name the image and why: {reason}"
     );
+    // asterisk logs in to the data host's PostgreSQL, which this lone voice host does not have (the
+    // stand-ins fail the way the real images would): it fails too, for its own reason.
+    assert_eq!(st["components"]["asterisk"]["state"], "failed", "{st:#}");
     let others: Vec<String> = st["components"]
         .as_object()
         .unwrap()
         .iter()
-        .filter(|(n, _)| *n != "interaction_processor")
+        .filter(|(n, _)| *n != "interaction_processor" && *n != "asterisk")
         .map(|(_, c)| c["unit"].as_str().unwrap().to_string())
         .collect();
-    assert!(others.len() >= 4, "{others:?}");
+    assert!(others.len() >= 3, "{others:?}");
     assert_units_active(g, &others);
     // The table form names it too, for the operator at a console.
     let table = g.exec("omlboot status").unwrap();
