@@ -178,7 +178,7 @@ fn assert_working_contact_center(g: &harness::Guest) {
     );
     // uwsgi wrote and read back an object with AWS_ACCESS_KEY_ID/SECRET: MinIO (the stand-in) only
     // lets a user that omlboot created and gave the readwrite policy do that.
-    let objects = g.sh("find /var/lib/containers/storage/volumes/oml_minio/_data -type f | grep -c e2e-uwsgi || true");
+    let objects = g.sh("find /var/lib/containers/storage/volumes/oml_minio/_data -path '*/e2e-standin/uwsgi-*' | grep -c . || true");
     assert!(
         objects.trim().parse::<u32>().unwrap_or(0) >= 1,
         "no object written by uwsgi in the bucket"
