@@ -152,6 +152,7 @@ fn status_shows_the_last_backup() {
             verify_ms: 6_688,
             verify_error: None,
         }),
+        first_boot: None,
     };
     rec.save(root.path()).unwrap();
     let o = omlboot(&["status", "--root", root.path().to_str().unwrap()]);
