@@ -152,6 +152,7 @@ fn status_shows_the_last_backup() {
             verify_ms: 6_688,
             verify_error: None,
         }),
+        first_boot: None,
     };
     rec.save(root.path()).unwrap();
     let o = omlboot(&["status", "--root", root.path().to_str().unwrap()]);
@@ -170,4 +171,189 @@ fn status_shows_the_last_backup() {
     ]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["backup"]["last"]["size"], 9_423_829);
+}
+
+#[test]
+fn render_writes_the_schedule_units_and_plan_enables_the_timer() {
+    let t = tempfile::tempdir().unwrap();
+    let aio = repo("tests/fixtures/config/aio.yaml");
+    let out = t.path().join("out");
+    let sets = [
+        "--set",
+        "backup_destination=/srv/backups",
+        "--set",
+        "backup_hours=01-04",
+        "--set",
+        "backup_weekdays=1-5",
+    ];
+    let mut args = vec![
+        "render",
+        "--config",
+        aio.to_str().unwrap(),
+        "--role",
+        "aio",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(sets);
+    let o = omlboot(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let files = tree(&out);
+    let mut paths = Vec::new();
+    for unit in ["omlboot-backup.timer", "omlboot-backup.service"] {
+        let (mode, content) = files
+            .get(&format!("etc/systemd/system/{unit}"))
+            .unwrap_or_else(|| panic!("{unit} not rendered: {:?}", files.keys()));
+        assert_eq!(mode & 0o777, 0o644, "{unit}");
+        let text = String::from_utf8_lossy(content);
+        assert!(text.contains("managed by omlboot"), "{text}");
+        paths.push(out.join("etc/systemd/system").join(unit));
+    }
+    let timer =
+        String::from_utf8_lossy(&files["etc/systemd/system/omlboot-backup.timer"].1).into_owned();
+    assert!(
+        timer.contains("OnCalendar=Mon,Tue,Wed,Thu,Fri *-*-* 01..04:00/10:00"),
+        "{timer}"
+    );
+    // systemd's own verifier accepts them as rendered.
+    let o = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .args(&paths)
+        .env(
+            "SYSTEMD_UNIT_PATH",
+            format!("{}:", out.join("etc/systemd/system").display()),
+        )
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);
+    let problems: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter(|l| {
+            !l.contains("Failed to connect to bus")
+                && !l.contains("System has not been booted")
+                && !l.contains("postgresql.service")
+                && !l.contains("/usr/local/bin/omlboot")
+        })
+        .collect();
+    assert!(problems.is_empty(), "{problems:?}");
+
+    // The plan: two 0644 files holding no secret, the timer enabled (and so started) by apply.
+    let host = t.path().join("host");
+    std::fs::create_dir_all(&host).unwrap();
+    let mut args = vec![
+        "plan",
+        "--config",
+        aio.to_str().unwrap(),
+        "--role",
+        "aio",
+        "--root",
+        host.to_str().unwrap(),
+        "--format",
+        "json",
+    ];
+    args.extend(sets);
+    let o = omlboot(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let steps = v["steps"].as_array().expect("steps");
+    let file = |p: &str| {
+        steps
+            .iter()
+            .find(|s| s["path"] == p)
+            .unwrap_or_else(|| panic!("no step for {p}"))
+            .clone()
+    };
+    for unit in ["omlboot-backup.timer", "omlboot-backup.service"] {
+        let s = file(&format!("/etc/systemd/system/{unit}"));
+        assert_eq!(s["secret"], false, "{s}");
+        assert_eq!(s["mode"], "0644", "{s}");
+    }
+    let enabled: Vec<String> = steps
+        .iter()
+        .filter_map(|s| s["units"].as_array())
+        .flatten()
+        .filter_map(|u| u.as_str().map(str::to_string))
+        .collect();
+    assert!(
+        enabled.iter().any(|u| u == "omlboot-backup.timer"),
+        "{enabled:?}"
+    );
+    assert!(!enabled.iter().any(|u| u == "omlboot-backup.service"));
+
+    // Without a schedule: neither unit.
+    let out2 = t.path().join("out2");
+    let o = omlboot(&[
+        "render",
+        "--config",
+        repo("tests/fixtures/config/aio.yaml").to_str().unwrap(),
+        "--role",
+        "aio",
+        "--out",
+        out2.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!out2
+        .join("etc/systemd/system/omlboot-backup.timer")
+        .exists());
+}
+
+#[test]
+fn status_shows_the_schedule_and_the_next_window() {
+    let root = tempfile::tempdir().unwrap();
+    let cfg = root.path().join("config.yaml");
+    std::fs::write(
+        &cfg,
+        "omni_ip_lan: 10.0.0.5\nbackup_destination: /srv/backups\nbackup_hours: \"01-04\"\nbackup_weekdays: \"1-5\"\n",
+    )
+    .unwrap();
+    let o = omlboot(&[
+        "status",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--root",
+        root.path().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains(
+            "backup schedule: Mon,Tue,Wed,Thu,Fri 01:00–04:59 UTC (omlboot-backup.timer); next: "
+        ),
+        "{out}"
+    );
+    let o = omlboot(&[
+        "status",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--root",
+        root.path().to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let next = v["backup_schedule"]["next"].as_u64().expect("next");
+    let w = Window::parse("1-5", "01-04", 0).unwrap();
+    assert!(w.window_day(next).is_some());
+}
+
+#[test]
+fn next_window_skips_a_used_window() {
+    // 2024-03-05 07:08:09 UTC is a Tuesday; window Mon–Fri 01–04.
+    let now = 1_709_622_489;
+    let w = Window::parse("1-5", "01-04", 0).unwrap();
+    // Wednesday 01:00.
+    assert_eq!(w.next_window(now, None), Some(1_709_686_800));
+    // Inside Tuesday's window, not yet used: now (to the minute); used: Wednesday.
+    let inside = 1_709_600_400 + 125; // Tue 01:02:05
+    assert_eq!(w.next_window(inside, None), Some(1_709_600_520));
+    assert_eq!(
+        w.next_window(inside, Some(inside - 60)),
+        Some(1_709_686_800)
+    );
+    // Friday after the window: Monday.
+    let fri = 1_709_856_000 + 6 * 3600; // Fri 2024-03-08 06:00
+    assert_eq!(w.next_window(fri, None), Some(1_710_118_800));
+    assert_eq!(w.describe(), "Mon,Tue,Wed,Thu,Fri 01:00–04:59 UTC");
 }

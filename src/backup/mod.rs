@@ -5,6 +5,7 @@
 pub mod archive;
 pub mod config;
 pub mod dest;
+pub mod firstboot;
 pub mod manifest;
 pub mod pg;
 pub mod record;

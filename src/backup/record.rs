@@ -29,6 +29,22 @@ pub struct Record {
     pub last_error: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last: Option<Last>,
+    /// The first-boot restore (`restore_file_timestamp`) done on this host: once per instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_boot: Option<FirstBoot>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirstBoot {
+    /// The instance (cloud-init instance-id or machine-id) it was done for.
+    pub instance: String,
+    pub source: String,
+    pub restored_at: u64,
+    /// The fresh database the restore replaced, kept (never dropped at first boot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    /// The units' probes passed after the restore; false: the next `run` probes again.
+    pub probes_passed: bool,
 }
 
 impl Record {

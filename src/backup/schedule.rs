@@ -140,6 +140,43 @@ impl Window {
         self.weekdays.contains(&weekday).then_some(day)
     }
 
+    /// When the next backup is due: `now` (rounded down to the minute) when the window is open and
+    /// no backup succeeded in it yet, else the first minute of the next window; None when the
+    /// window never opens (no weekday).
+    pub fn next_window(&self, now: u64, last_success: Option<u64>) -> Option<u64> {
+        let done = last_success.and_then(|s| self.window_day(s));
+        let mut t = now - now % 60;
+        for _ in 0..=(8 * 24 * 60) {
+            if let Some(d) = self.window_day(t) {
+                if Some(d) != done {
+                    return Some(t);
+                }
+            }
+            t += 60;
+        }
+        None
+    }
+
+    /// `Mon,Tue 01:00–04:59 UTC`.
+    pub fn describe(&self) -> String {
+        let days: Vec<&str> = self
+            .weekdays
+            .iter()
+            .map(|d| DAY_NAMES[(*d as usize - 1) % 7])
+            .collect();
+        format!(
+            "{} {:02}:{:02}–{:02}:59 UTC",
+            if days.len() == 7 {
+                "every day".to_string()
+            } else {
+                days.join(",")
+            },
+            self.start,
+            self.minute,
+            self.end
+        )
+    }
+
     /// systemd OnCalendar expressions waking the service every [`TICK_MIN`] minutes in the window.
     pub fn on_calendar(&self) -> Vec<String> {
         let days = |shift: u32| -> String {

@@ -10,12 +10,12 @@ use std::time::{Duration, Instant};
 
 pub enum Applied {
     /// `run` on an instance that was already provisioned: nothing was done.
-    AlreadyProvisioned {
-        instance: String,
-    },
+    AlreadyProvisioned { instance: String },
     Finished {
         state: Box<State>,
         took: Duration,
+        /// `run` with `restore_file_timestamp`: what the first-boot restore did.
+        restored: Option<String>,
     },
 }
 
@@ -72,7 +72,15 @@ pub(super) fn converge(inputs: &Inputs, only_once: bool, force: bool) -> Result<
     })?;
     // One apply at a time per host: cloud-init's runcmd and a first-boot unit may both call `run`.
     let _lock = apply::state::lock(root)?;
-    if only_once && apply::state::already_provisioned(root, &instance)? {
+    let settings = cfg.settings();
+    // A first-boot restore not done (or not healthy) yet on this instance: converge again (apply is
+    // idempotent) and restore, so a failed first restore is retried by the next `run`.
+    let restore_pending = only_once
+        && settings.restore_file_timestamp.is_some()
+        && crate::backup::record::Record::load(root)?
+            .first_boot
+            .is_none_or(|f| f.instance != instance || !f.probes_passed);
+    if only_once && !restore_pending && apply::state::already_provisioned(root, &instance)? {
         return Ok(Applied::AlreadyProvisioned { instance });
     }
     let facts = rt.block_on(facts::gather(root, &cfg));
@@ -81,14 +89,96 @@ pub(super) fn converge(inputs: &Inputs, only_once: bool, force: bool) -> Result<
         eprintln!("warning: {w}");
     }
     let plan = build_plan(&mut cfg, &facts, &units, &[root])?;
-    let opts = engine_options(inputs, &cfg, &facts, instance);
+    let opts = engine_options(inputs, &cfg, &facts, instance.clone());
     let day2 = super::upgrade::day2(&cfg, force)?;
     let started = Instant::now();
     let state = rt.block_on(apply::engine::apply_day2(&plan, &opts, &day2))?;
+    let mut restored = None;
+    if restore_pending && state.status == apply::state::Status::Done {
+        restored = Some(first_boot_restore(inputs, &cfg, &plan, &instance, &rt)?);
+    }
     Ok(Applied::Finished {
         state: Box::new(state),
         took: started.elapsed(),
+        restored,
     })
+}
+
+/// `restore_file_timestamp` once the host is provisioned (apply reached done): the code path of
+/// [`crate::backup::firstboot`] with the real host (podman, systemctl, the plan's probes).
+fn first_boot_restore(
+    inputs: &Inputs,
+    cfg: &Config,
+    plan: &crate::plan::Plan,
+    instance: &str,
+    rt: &tokio::runtime::Runtime,
+) -> Result<String> {
+    use crate::backup::{config::Backup, firstboot, restore::Refused, seams};
+    let s = cfg.settings();
+    let Some(source) = s.restore_file_timestamp.clone() else {
+        return Ok(String::new());
+    };
+    let b = Backup::from_settings(&s);
+    let dest = super::backup::destination(&b, inputs)?;
+    let pg = super::backup::host_pg(cfg, &s, inputs)?;
+    let role = s.role.clone();
+    let writers: Vec<String> = inputs
+        .units()?
+        .catalog
+        .components
+        .iter()
+        .filter(|c| c.writes_db && c.hosts.contains(&role))
+        .map(|c| c.unit.clone())
+        .collect();
+    let check = |units: &[String]| -> anyhow::Result<()> {
+        for c in plan.components.iter().filter(|c| units.contains(&c.unit)) {
+            let Some(probe) = &c.probe else { continue };
+            let r = rt.block_on(apply::tasks::probe_until(
+                &apply::runtime::Live,
+                probe,
+                Duration::from_secs(2),
+            ));
+            if !r.passed {
+                anyhow::bail!("{}: {}: {}", c.name, r.probe, r.detail);
+            }
+        }
+        Ok(())
+    };
+    let spec = firstboot::Spec {
+        source: &source,
+        instance,
+        writers,
+        work: b.work.clone(),
+        root: inputs.root.clone(),
+        now: apply::state::now_unix(),
+    };
+    match firstboot::restore_once(
+        &pg,
+        &seams::PodmanVolumes,
+        &seams::Systemctl,
+        dest.as_deref(),
+        &spec,
+        &check,
+    ) {
+        Ok(firstboot::Outcome::Restored(r)) => Ok(format!(
+            "restored {} (restore_file_timestamp) into {}: {} tables, {} rows in {} ms{}",
+            r.source,
+            r.database,
+            r.tables,
+            r.rows,
+            r.duration_ms,
+            r.previous
+                .as_ref()
+                .map(|p| format!("; the fresh database is kept as {p}"))
+                .unwrap_or_default()
+        )),
+        Ok(firstboot::Outcome::AlreadyDone(f)) => Ok(format!(
+            "{} was restored on this instance already; units healthy",
+            f.source
+        )),
+        Err(Refused::Invalid(m)) => Err(Error::invalid(m)),
+        Err(Refused::Failed(e)) => Err(Error::Failed(e)),
+    }
 }
 
 impl Report for Applied {
@@ -109,10 +199,18 @@ impl Report for Applied {
             Applied::AlreadyProvisioned { instance } => format!(
                 "omlboot: already provisioned for {instance}; nothing to do (use `omlboot apply` to converge again)"
             ),
-            Applied::Finished { state, took } => {
+            Applied::Finished { state, took, .. } => {
                 format!("omlboot: {:?} in {:.1}s", state.status, took.as_secs_f64())
             }
         }]
+        .into_iter()
+        .chain(match self {
+            Applied::Finished {
+                restored: Some(r), ..
+            } if !r.is_empty() => Some(format!("omlboot: {r}")),
+            _ => None,
+        })
+        .collect()
     }
     fn code(&self) -> Code {
         match self {

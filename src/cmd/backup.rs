@@ -55,12 +55,25 @@ pub(super) fn host_pg(cfg: &Config, s: &Settings, inputs: &Inputs) -> Result<pg:
     })
 }
 
+/// The configured destination; an S3 secret left to the secrets store is read from it.
+pub(crate) fn destination(
+    b: &Backup,
+    inputs: &Inputs,
+) -> Result<Option<Box<dyn backup::dest::Destination>>> {
+    let root = inputs.root.clone();
+    let generated = move |k: &str| {
+        crate::plan::secrets::load(&root)
+            .ok()
+            .and_then(|m| m.get(k).cloned())
+    };
+    Ok(b.destination(&generated)?)
+}
+
 pub fn backup(inputs: &Inputs, scheduled: bool, list: bool) -> Result<BackedUp> {
     let cfg = inputs.config()?;
     let s = cfg.settings();
     let b = Backup::from_settings(&s);
-    let dest = b
-        .destination()
+    let dest = destination(&b, inputs)?
         .ok_or_else(|| Error::invalid("no backup destination: set backup_destination"))?;
     if list {
         let listed = backup::list(dest.as_ref())?;

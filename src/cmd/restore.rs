@@ -20,7 +20,7 @@ pub fn restore(inputs: &Inputs, source: &str, discard_previous: bool) -> Result<
         .map(|c| c.unit.clone())
         .collect();
     let pg = super::backup::host_pg(&cfg, &s, inputs)?;
-    let dest = b.destination();
+    let dest = super::backup::destination(&b, inputs)?;
     // One omlboot at a time: apply must not start the units restore stopped.
     let _lock = crate::apply::state::lock(&inputs.root)?;
     let req = restore::Request {

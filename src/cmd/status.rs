@@ -10,6 +10,42 @@ use std::time::{Duration, Instant};
 pub struct StatusReport {
     pub provisioning: Provisioning,
     pub backup: Record,
+    /// The backup schedule, when the config sets one.
+    pub schedule: Option<Schedule>,
+}
+
+/// The configured backup window and when the next backup is due.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Schedule {
+    pub window: String,
+    /// Unix time the next backup is due (now when the window is open and not yet used).
+    pub next: Option<u64>,
+    pub timer: &'static str,
+}
+
+fn schedule(inputs: &Inputs, record: &Record) -> Option<Schedule> {
+    // status works without a config too: no config, no schedule shown.
+    let cfg = inputs.config().ok()?;
+    let w = crate::backup::config::Backup::from_settings(&cfg.settings()).window?;
+    Some(Schedule {
+        window: w.describe(),
+        next: w.next_window(crate::apply::state::now_unix(), record.last_success),
+        timer: crate::backup::schedule::TIMER,
+    })
+}
+
+fn schedule_line(s: &Option<Schedule>) -> String {
+    match s {
+        None => String::new(),
+        Some(s) => format!(
+            "backup schedule: {} ({}); next: {}\n",
+            s.window,
+            s.timer,
+            s.next
+                .map(|t| Utc::from_unix(t).human())
+                .unwrap_or_else(|| "never".into())
+        ),
+    }
 }
 
 pub enum Provisioning {
@@ -23,9 +59,11 @@ pub enum Provisioning {
 /// Read the state; with `wait`, until apply has finished or `timeout` passes.
 pub fn status(inputs: &Inputs, wait: bool, timeout: Option<Duration>) -> Result<StatusReport> {
     let provisioning = provisioning(inputs, wait, timeout)?;
+    let backup = Record::load(&inputs.root).unwrap_or_default();
     Ok(StatusReport {
         provisioning,
-        backup: Record::load(&inputs.root).unwrap_or_default(),
+        schedule: schedule(inputs, &backup),
+        backup,
     })
 }
 
@@ -108,21 +146,26 @@ impl Report for StatusReport {
     fn table(&self) -> String {
         match &self.provisioning {
             Provisioning::NotStarted => {
-                "status: not started\n".to_string() + &backup_line(&self.backup)
+                "status: not started\n".to_string()
+                    + &backup_line(&self.backup)
+                    + &schedule_line(&self.schedule)
             }
-            Provisioning::State(s) => state_table(s) + &backup_line(&self.backup),
+            Provisioning::State(s) => {
+                state_table(s) + &backup_line(&self.backup) + &schedule_line(&self.schedule)
+            }
             Provisioning::TimedOut => String::new(),
         }
     }
     fn json(&self) -> serde_json::Value {
         match &self.provisioning {
             Provisioning::NotStarted => {
-                serde_json::json!({ "status": "not started", "backup": to_json(&self.backup) })
+                serde_json::json!({ "status": "not started", "backup": to_json(&self.backup), "backup_schedule": to_json(&self.schedule) })
             }
             Provisioning::State(s) => {
                 let mut v = to_json(s);
                 if let Some(o) = v.as_object_mut() {
                     o.insert("backup".into(), to_json(&self.backup));
+                    o.insert("backup_schedule".into(), to_json(&self.schedule));
                 }
                 v
             }

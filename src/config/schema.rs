@@ -310,10 +310,10 @@ schema! {
     maintenance_hours: Option<String> = k(Kind::Text, NONE, "omlboot", "Maintenance window hours (UTC), `HH-HH` (end exclusive, may wrap midnight), e.g. `02-05`.");
     // --- backup and restore (issue 12; src/backup/config.rs checks them together). omldeploytool's
     // names first, then the ERA backup controller's shape where omldeploytool has none.
-    backup_bucket_url: Option<String> = k(Kind::Text, NONE, "backup", "omldeploytool: S3 endpoint of the backup bucket, or `aws` (S3 destinations are wired with the S3 client; until then use backup_destination).");
-    backup_bucket_name: Option<String> = k(Kind::Text, NONE, "backup", "omldeploytool: bucket of the backups.");
-    backup_bucket_key_id: Option<String> = k(Kind::Text, NONE, "backup", "omldeploytool: access key of the backup bucket.");
-    backup_bucket_secret_key: Option<Secret> = given("backup", "omldeploytool: secret key of the backup bucket.");
+    backup_bucket_url: Option<String> = k(Kind::Text, NONE, "backup", "omldeploytool: S3 endpoint of the backup bucket (an http(s) URL, or `aws` for AWS in bucket_region); alone, backups go to s3://<backup_bucket_name>/backup. Unset, an s3:// backup_destination uses the recordings' S3 (the host's MinIO).");
+    backup_bucket_name: Option<String> = k(Kind::Text, NONE, "backup", "omldeploytool: bucket of the backups (default bucket_name); with an s3:// backup_destination it must match its bucket.");
+    backup_bucket_key_id: Option<String> = k(Kind::Text, NONE, "backup", "omldeploytool: access key of the backup bucket (required with backup_bucket_url; default bucket_access_key).");
+    backup_bucket_secret_key: Option<Secret> = given("backup", "omldeploytool: secret key of the backup bucket (required with backup_bucket_url; default bucket_secret_key).");
     cron_backup_hh: Option<u64> = k(Kind::Int { min: 0, max: 23 }, NONE, "backup", "omldeploytool: hour (UTC) of the daily backup; same as backup_hours HH-HH on every weekday.");
     cron_backup_mm: Option<u64> = k(Kind::Int { min: 0, max: 59 }, NONE, "backup", "omldeploytool: minute of the daily backup (with cron_backup_hh).");
     restore_file_timestamp: Option<String> = k(Kind::Text, NONE, "backup", "omldeploytool: restore this backup (an omlboot backup name, or the <ts> of pgsql-backup-<ts>.sql) from the destination.");

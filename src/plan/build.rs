@@ -287,6 +287,24 @@ pub fn build(
     steps.push(Step::Timezone {
         tz: settings.TZ.clone(),
     });
+    // The backup schedule (backup_hours or cron_backup_hh): its timer and service, the timer enabled
+    // and started with the host units below.
+    let schedule = crate::backup::schedule::units(&settings);
+    for (i, (path, content)) in schedule.iter().enumerate() {
+        let held = probe.secrets_generated(cfg, |s| {
+            crate::backup::schedule::units(s)
+                .get(i)
+                .map(|u| u.1.clone())
+                .unwrap_or_default()
+        });
+        steps.push(file_step(
+            path.clone(),
+            0o644,
+            content.clone(),
+            None,
+            &held,
+        )?);
+    }
     let tasks = tasks_for(units, cfg, &ctx, &comps, &steps)?;
     for (_, t) in &tasks {
         if let Some(image) = t.action.image() {
@@ -309,6 +327,9 @@ pub fn build(
         if units.condition(&hu.when, &ctx)? {
             enable.push(hu.unit.clone());
         }
+    }
+    if !schedule.is_empty() {
+        enable.push(crate::backup::schedule::TIMER.to_string());
     }
     enable.extend(comps.iter().map(|c| c.unit.clone()));
     steps.push(Step::Enable { units: enable });

@@ -79,6 +79,28 @@ impl Probe {
         Probe { overrides, tokens }
     }
 
+    /// The secret keys a file generated from the settings (not a template) holds: `generate` runs a
+    /// second time on the config with the tokens in place of the secrets.
+    pub fn secrets_generated(
+        &self,
+        cfg: &Config,
+        generate: impl Fn(&crate::config::schema::Settings) -> String,
+    ) -> Vec<&'static str> {
+        if self.tokens.is_empty() {
+            return Vec::new();
+        }
+        let mut probe = cfg.clone();
+        for (token, key) in &self.tokens {
+            probe.set_generated(key, token.clone());
+        }
+        let text = generate(&probe.settings()).to_ascii_uppercase();
+        self.tokens
+            .iter()
+            .filter(|(t, _)| text.contains(t.as_str()))
+            .map(|(_, k)| *k)
+            .collect()
+    }
+
     /// The secret keys `template` reads when rendered with `ctx` (the real context of that file).
     pub fn secrets_read(
         &self,

@@ -1,7 +1,7 @@
 //! Where backups go: a [`Destination`] stores named objects (`a/b/name.tar.gz`), each put atomically
 //! (a temp name, then a rename), so an interrupted upload never leaves an object under its final name.
-//! Implementations: a local directory ([`dir`]), an ssh target ([`ssh`]); S3 is the third slot
-//! (see [`ObjectStore`]: the S3 client plugs in through it).
+//! Implementations: a local directory ([`dir`]), an ssh target ([`ssh`]) and S3 ([`s3`], the S3
+//! client through [`ObjectStore`]).
 pub mod dir;
 pub mod s3;
 pub mod ssh;
@@ -28,7 +28,7 @@ pub trait Destination {
     fn delete(&self, remote: &str) -> Result<()>;
 }
 
-/// The async S3 client another branch provides, seen through the five calls a destination needs.
+/// The async S3 client ([`crate::s3::Client`]), seen through the five calls a destination needs.
 /// [`s3::S3`] makes it a [`Destination`]; the adapter over the async client runs each call on a
 /// current-thread runtime (put_file = put_object, multipart for large files).
 pub trait ObjectStore {
@@ -50,7 +50,7 @@ pub enum Target {
         port: u16,
         path: String,
     },
-    /// `s3://bucket/prefix` (not wired yet).
+    /// `s3://bucket/prefix` (endpoint and keys: [`crate::backup::config::S3Access`]).
     S3 { bucket: String, prefix: String },
 }
 
