@@ -184,8 +184,13 @@ fn assert_working_contact_center(g: &harness::Guest) {
         "no object written by uwsgi in the bucket"
     );
     let state = state_json(g);
+    // Each task ran and succeeded (this run, or an earlier one when it was not needed again).
     for (name, t) in state["tasks"].as_object().expect("tasks in state") {
-        assert_eq!(t["outcome"], "succeeded", "task {name}: {t:#}");
+        let outcome = t["outcome"].as_str().unwrap_or_default();
+        assert!(
+            matches!(outcome, "succeeded" | "skipped") && t["successes"].as_u64() >= Some(1),
+            "task {name}: {t:#}"
+        );
     }
     for (name, c) in state["components"].as_object().unwrap() {
         if let Some(p) = c.get("probe") {
@@ -338,7 +343,9 @@ fn apply_aio_converges_reruns_change_nothing_and_one_change_restarts_one_compone
     let broken = g
         .exec_timeout(
             "omlboot apply --units /tmp/units --set kamailio_shm_size=128",
-            Duration::from_secs(900),
+            // The omlapp units fail their start and their probe, then so does the rollback to the
+            // previous image (it needs the schema too): several start timeouts under TCG.
+            Duration::from_secs(2400),
         )
         .unwrap();
     assert_eq!(
