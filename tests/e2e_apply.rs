@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// Boot + cloud-init + provisioning of all components under TCG.
-const PROVISION: Duration = Duration::from_secs(1500);
+const PROVISION: Duration = Duration::from_secs(2400);
 
 /// unit → (NRestarts, ActiveEnterTimestamp, ActiveState) for every component unit.
 fn snapshot(g: &harness::Guest, units: &[String]) -> BTreeMap<String, (u32, String, String)> {
