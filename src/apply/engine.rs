@@ -798,71 +798,58 @@ async fn task_step<P, I, S, R: Runtime>(
         .action
         .image()
         .and_then(|i| images.after.get(i).cloned().flatten());
-    let failure =
-        if let Some(c) = unhealthy {
-            let why = format!("{c} is not healthy");
-            let record = rec.state.tasks.entry(task.name.clone()).or_insert_with(|| {
-                super::state::TaskRecord {
-                    outcome: String::new(),
-                    at_unix: 0,
-                    duration_ms: 0,
-                    exit_status: None,
-                    output_tail: String::new(),
-                    succeeded_fingerprint: None,
-                    succeeded_image_id: None,
-                    succeeded_unix: None,
-                    successes: 0,
+    let failure = if let Some(c) = unhealthy {
+        let why = format!("{c} is not healthy");
+        let record = rec.state.tasks.entry(task.name.clone()).or_default();
+        record.outcome = "blocked".into();
+        record.at_unix = super::state::now_unix();
+        record.output_tail = why.clone();
+        rec.step(&name, "blocked", start, Some(why.clone()))?;
+        Some(format!("task {} did not run: {why}", task.name))
+    } else if let Some(action) = task
+        .action
+        .image()
+        .filter(|i| images.failures.contains_key(*i))
+    {
+        let why = format!("image {action} is missing");
+        rec.step(&name, "failed", start, Some(why.clone()))?;
+        Some(format!("task {}: {why}", task.name))
+    } else {
+        let previous = rec.state.tasks.get(&task.name);
+        match super::tasks::decide_task(task, previous, image_id.as_deref()) {
+            None => {
+                if let Some(r) = rec.state.tasks.get_mut(&task.name) {
+                    r.outcome = "skipped".into();
                 }
-            });
-            record.outcome = "blocked".into();
-            record.at_unix = super::state::now_unix();
-            record.output_tail = why.clone();
-            rec.step(&name, "blocked", start, Some(why.clone()))?;
-            Some(format!("task {} did not run: {why}", task.name))
-        } else if let Some(action) = task
-            .action
-            .image()
-            .filter(|i| images.failures.contains_key(*i))
-        {
-            let why = format!("image {action} is missing");
-            rec.step(&name, "failed", start, Some(why.clone()))?;
-            Some(format!("task {}: {why}", task.name))
-        } else {
-            let previous = rec.state.tasks.get(&task.name);
-            match super::tasks::decide_task(task, previous, image_id.as_deref()) {
-                None => {
-                    if let Some(r) = rec.state.tasks.get_mut(&task.name) {
-                        r.outcome = "skipped".into();
-                    }
-                    rec.step(&name, "unchanged", start, Some("not needed".into()))?;
+                rec.step(&name, "unchanged", start, Some("not needed".into()))?;
+                None
+            }
+            Some(reason) => {
+                tracing::info!(task = task.name, reason, "running task");
+                let (record, run) =
+                    super::tasks::run_task(&*host.runtime, task, previous, image_id.as_deref())
+                        .await;
+                let tail = record.output_tail.clone();
+                let exit = record.exit_status;
+                rec.state.tasks.insert(task.name.clone(), record);
+                if run.ok {
+                    rec.step(&name, "done", start, Some(reason.to_string()))?;
                     None
-                }
-                Some(reason) => {
-                    tracing::info!(task = task.name, reason, "running task");
-                    let (record, run) =
-                        super::tasks::run_task(&*host.runtime, task, previous, image_id.as_deref())
-                            .await;
-                    let tail = record.output_tail.clone();
-                    let exit = record.exit_status;
-                    rec.state.tasks.insert(task.name.clone(), record);
-                    if run.ok {
-                        rec.step(&name, "done", start, Some(reason.to_string()))?;
-                        None
-                    } else {
-                        let why = format!(
-                            "{}{}: {}",
-                            task.description,
-                            exit.map(|e| format!(" (exit status {e})"))
-                                .unwrap_or_default(),
-                            tail.lines().last().unwrap_or("")
-                        );
-                        rec.state.errors.push(format!("task {}: {why}", task.name));
-                        rec.step(&name, "failed", start, Some(why.clone()))?;
-                        Some(format!("task {} failed: {why}", task.name))
-                    }
+                } else {
+                    let why = format!(
+                        "{}{}: {}",
+                        task.description,
+                        exit.map(|e| format!(" (exit status {e})"))
+                            .unwrap_or_default(),
+                        tail.lines().last().unwrap_or("")
+                    );
+                    rec.state.errors.push(format!("task {}: {why}", task.name));
+                    rec.step(&name, "failed", start, Some(why.clone()))?;
+                    Some(format!("task {} failed: {why}", task.name))
                 }
             }
-        };
+        }
+    };
     if let Some(why) = failure {
         for c in &task.before {
             blocked.entry(c.clone()).or_insert_with(|| why.clone());

@@ -65,7 +65,7 @@ pub struct ProbeRecord {
 }
 
 /// A bootstrap task's last outcome. Kept across runs: it decides whether the task runs again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskRecord {
     /// succeeded, failed, blocked
     pub outcome: String,

@@ -52,17 +52,7 @@ pub async fn run_task<R: Runtime>(
         tokio::time::sleep(Duration::from_secs(task.retry_delay_s)).await;
         attempt += 1;
     };
-    let mut record = previous.cloned().unwrap_or(TaskRecord {
-        outcome: String::new(),
-        at_unix: 0,
-        duration_ms: 0,
-        exit_status: None,
-        output_tail: String::new(),
-        succeeded_fingerprint: None,
-        succeeded_image_id: None,
-        succeeded_unix: None,
-        successes: 0,
-    });
+    let mut record = previous.cloned().unwrap_or_default();
     record.at_unix = now_unix();
     record.duration_ms = start.elapsed().as_millis() as u64;
     record.exit_status = run.exit_status;

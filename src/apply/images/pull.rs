@@ -227,14 +227,19 @@ pub fn classify(stderr: &str) -> FailKind {
     ]) {
         return FailKind::Auth;
     }
-    if has(&[
-        "manifest unknown",
-        "name unknown",
-        "not found",
-        "404",
-        "repository does not exist",
-        "no image found in manifest list",
-    ]) {
+    // "404" as a number of its own: a port or an address (127.0.0.1:40454) may hold those digits.
+    let status_404 = line
+        .split(|c: char| !c.is_ascii_digit())
+        .any(|number| number == "404");
+    if status_404
+        || has(&[
+            "manifest unknown",
+            "name unknown",
+            "not found",
+            "repository does not exist",
+            "no image found in manifest list",
+        ])
+    {
         return FailKind::NotFound;
     }
     if has(&[
@@ -359,6 +364,9 @@ mod tests {
             ("Error: something odd on port 5000 with digest 500abc", FailKind::Other),
             ("Error: received unexpected HTTP status: 429 Too Many Requests", FailKind::Transient),
             ("Error: net/http: TLS handshake timeout", FailKind::Transient),
+            // A port that holds the digits 404 is not a 404 (a reset mid-blob seen in tests/images_registry.rs).
+            ("Error: parsing image configuration: read tcp 127.0.0.1:40454->127.0.0.1:46333: read: connection reset by peer", FailKind::Transient),
+            ("Error: reading manifest 1 in r/a: StatusCode: 404, \"404 page not found\"", FailKind::NotFound),
         ];
         for (stderr, want) in cases {
             assert_eq!(classify(stderr), want, "{stderr}");
