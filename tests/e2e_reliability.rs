@@ -88,6 +88,8 @@ struct Row {
     temps: usize,
     lock: bool,
     secrets: String,
+    /// What `omlboot status` tells the operator after the kill: exit code and status.
+    status: String,
 }
 
 #[test]
@@ -103,7 +105,9 @@ fn apply_aio_killed_at_every_stage_converges() {
         "the user-data writes omlboot's config"
     );
     assert!(
-        g.file_stat("/var/lib/omlboot/state.json").unwrap().is_none(),
+        g.file_stat("/var/lib/omlboot/state.json")
+            .unwrap()
+            .is_none(),
         "nothing ran omlboot yet"
     );
     let killat = std::fs::read(harness::artifacts::e2e_dir().join("guest-killat.sh")).unwrap();
@@ -160,10 +164,7 @@ fn apply_aio_killed_at_every_stage_converges() {
                     "{}, {} steps, last `{}`",
                     s["status"].as_str().unwrap_or("?"),
                     steps.len(),
-                    steps
-                        .last()
-                        .and_then(|l| l["name"].as_str())
-                        .unwrap_or("-")
+                    steps.last().and_then(|l| l["name"].as_str()).unwrap_or("-")
                 )
             }
         };
@@ -185,7 +186,10 @@ fn apply_aio_killed_at_every_stage_converges() {
                 "probes" => has("probe "),
                 _ => unreachable!(),
             };
-            assert!(landed, "kill point {point} landed elsewhere: {state}\n{names:?}\n{out:?}");
+            assert!(
+                landed,
+                "kill point {point} landed elsewhere: {state}\n{names:?}\n{out:?}"
+            );
         }
         let secrets = match (secrets_hash(g), &first_secrets) {
             (None, None) => "not written yet".to_string(),
@@ -199,7 +203,17 @@ fn apply_aio_killed_at_every_stage_converges() {
             }
             (None, Some(_)) => panic!("secrets.yaml vanished after kill point {point}"),
         };
+        let status = g.exec("omlboot status --format json").unwrap();
+        let status = format!(
+            "{} (exit {})",
+            serde_json::from_str::<serde_json::Value>(&status.stdout)
+                .ok()
+                .and_then(|v| v["status"].as_str().map(str::to_string))
+                .unwrap_or_else(|| status.stdout.trim().chars().take(40).collect()),
+            status.code
+        );
         let row = Row {
+            status,
             point,
             what,
             state,
@@ -224,14 +238,15 @@ fn apply_aio_killed_at_every_stage_converges() {
         .collect::<Vec<_>>()
         .join(", ");
         eprintln!(
-            "E2E-FIGURE kill -9 #{i} {what}: after {:.1}s; running then: {}; state.json: {}; units: {}; temp files: {}; lock free: {}; secrets.yaml: {}",
+            "E2E-FIGURE kill -9 #{i} {what}: after {:.1}s; running then: {}; state.json: {}; units: {}; temp files: {}; lock free: {}; secrets.yaml: {}; omlboot status: {}",
             row.report["after_ms"].parse::<f64>().unwrap_or(0.0) / 1000.0,
             if running.is_empty() { "-" } else { &running },
             row.state,
             row.units,
             row.temps,
             row.lock,
-            row.secrets
+            row.secrets,
+            row.status
         );
         rows.push(row);
     }
@@ -292,12 +307,15 @@ fn apply_aio_killed_at_every_stage_converges() {
             assert_eq!(p["passed"], true, "probe of {name}: {p:#}");
         }
     }
-    eprintln!("E2E-FIGURE kill -9 bootstrap task successes: {}", tasks.join(", "));
+    eprintln!(
+        "E2E-FIGURE kill -9 bootstrap task successes: {}",
+        tasks.join(", ")
+    );
 
     // The table for the README.
     eprintln!("E2E-FIGURE kill -9 table:");
-    eprintln!("E2E-FIGURE | # | killed | after | running then | state.json at the kill | component units | temp files | lock | secrets.yaml |");
-    eprintln!("E2E-FIGURE |---|---|---|---|---|---|---|---|---|");
+    eprintln!("E2E-FIGURE | # | killed | after | running then | state.json at the kill | component units | temp files | lock | secrets.yaml | `omlboot status` |");
+    eprintln!("E2E-FIGURE |---|---|---|---|---|---|---|---|---|---|");
     for (i, r) in rows.iter().enumerate() {
         let running = [
             (!r.report["pull"].is_empty()).then(|| format!("podman {}", r.report["pull"])),
@@ -308,7 +326,7 @@ fn apply_aio_killed_at_every_stage_converges() {
         .collect::<Vec<_>>()
         .join(", ");
         eprintln!(
-            "E2E-FIGURE | {i} | {} ({}) | {:.1} s | {} | {} | {} | {} | {} | {} |",
+            "E2E-FIGURE | {i} | {} ({}) | {:.1} s | {} | {} | {} | {} | {} | {} | {} |",
             r.what,
             r.point,
             r.report["after_ms"].parse::<f64>().unwrap_or(0.0) / 1000.0,
@@ -317,11 +335,12 @@ fn apply_aio_killed_at_every_stage_converges() {
             r.units,
             r.temps,
             if r.lock { "free" } else { "HELD" },
-            r.secrets
+            r.secrets,
+            r.status
         );
     }
     eprintln!(
-        "E2E-FIGURE | final | - | {:.0} s (exit 0) | - | done | {n}/{n} active | 0 | free | unchanged |",
+        "E2E-FIGURE | final | - | {:.0} s (exit 0) | - | done | {n}/{n} active | 0 | free | unchanged | done (exit 0) |",
         took.as_secs_f64(),
         n = units.len()
     );

@@ -10,7 +10,7 @@ set -u
 n=$1
 point=$2
 limit=${3:-1500}
-S=/var/lib/omlboot/state.json
+S=${KILLAT_STATE:-/var/lib/omlboot/state.json}
 # The previous run was killed at least a second ago: a state.json whose started_unix is >= launch is this run's.
 sleep 1
 launch=$(date +%s)
@@ -42,7 +42,7 @@ ready() {
     case $point in
     start) return 0 ;;
     files) load && has 'file ' ;;
-    images) load && ! has 'images' && pgrep -f 'podman pull' >/dev/null ;;
+    images) load && ! has 'images' && pgrep -f 'podman( .*)? pull ' >/dev/null ;;
     units) load && has 'enable ' && ! has 'probe ' && ! has 'task ' ;;
     tasks) task_running && load ;;
     probes) load && has 'probe ' ;;
@@ -89,7 +89,7 @@ while :; do
     esac
 done
 # What runs besides omlboot right now, then the kill.
-pull=$(pgrep -af 'podman pull' | grep -o 'pull .*' | head -n 1)
+pull=$(pgrep -af 'podman( .*)? pull ' | head -n 1 | tr ' ' '\n' | grep / | tail -n 1)
 task=$(pgrep -af 'podman run --rm --network=host --name omlboot-task-' | grep -o 'omlboot-task-[a-z_]*' | head -n 1)
 jobs=$(systemctl list-jobs --no-legend 2>/dev/null | grep -c '\.service')
 kill -9 "$pid"
