@@ -94,7 +94,9 @@ fn second_apply_waits_with_a_message_and_touches_nothing() {
     let mut child = spawn("apply", dir.path());
     let rx = stderr_reader(&mut child);
     let mut seen = String::new();
-    wait_for(&rx, &mut seen, "another omlboot is applying");
+    // stderr is unbuffered: the line may arrive in pieces, so wait for its end.
+    wait_for(&rx, &mut seen, "is held); waiting");
+    assert!(seen.contains("another omlboot is applying"), "{seen}");
     assert!(seen.contains("omlboot.lock"), "{seen}");
     // Still waiting a while later, and nothing written meanwhile.
     std::thread::sleep(Duration::from_millis(500));
@@ -157,5 +159,41 @@ fn second_run_waits_then_finds_the_work_done() {
     assert_eq!(
         std::fs::read(State::path(dir.path())).unwrap(),
         state_before
+    );
+}
+
+/// Found by the kill -9 VM scenario: a run killed mid-way leaves state.json saying `running`. While
+/// an omlboot holds the lock that is true; once nobody does, `status` says the run was interrupted
+/// (exit 1) instead of `running` forever, and `status --wait` does not wait for it.
+#[test]
+fn a_running_state_nobody_holds_the_lock_for_is_reported_interrupted() {
+    let dir = root();
+    let mut s = State::new(&format!("machine-id:{MACHINE_ID}"), "aio");
+    s.status = Status::Running;
+    s.save(dir.path()).unwrap();
+    let status = |extra: &[&str]| {
+        let mut args = vec!["status", "--root", dir.path().to_str().unwrap()];
+        args.extend_from_slice(extra);
+        Command::new(bin()).args(&args).output().unwrap()
+    };
+
+    // An apply holds the lock: it is running.
+    let lock = omlboot::apply::state::lock(dir.path()).unwrap();
+    let o = status(&[]);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("running"));
+    drop(lock);
+
+    // Nobody holds it: the run was interrupted.
+    let o = status(&[]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("interrupted"), "{out}");
+    let t = Instant::now();
+    let o = status(&["--wait", "--timeout", "30"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "status --wait waited"
     );
 }

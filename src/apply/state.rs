@@ -248,9 +248,7 @@ pub fn instance_id(root: &Path) -> Option<String> {
         .or_else(|| read("etc/machine-id").map(|id| format!("machine-id:{id}")))
 }
 
-/// Hold the host-wide apply lock (`/run/omlboot.lock`) until the returned guard drops, waiting for
-/// another omlboot that holds it.
-pub fn lock(root: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
+fn lock_path(root: &Path) -> PathBuf {
     let dir = if root.join("run").is_dir() {
         root.join("run")
     } else {
@@ -259,8 +257,28 @@ pub fn lock(root: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
             .map(Path::to_path_buf)
             .unwrap_or_else(|| root.to_path_buf())
     };
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("omlboot.lock");
+    dir.join("omlboot.lock")
+}
+
+/// Whether an omlboot holds the host-wide lock now. A state that says `running` while nobody holds
+/// it was left by a run that was killed or lost its power.
+pub fn lock_held(root: &Path) -> bool {
+    let Ok(file) = std::fs::OpenOptions::new()
+        .write(true)
+        .open(lock_path(root))
+    else {
+        return false;
+    };
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).is_err()
+}
+
+/// Hold the host-wide apply lock (`/run/omlboot.lock`) until the returned guard drops, waiting for
+/// another omlboot that holds it.
+pub fn lock(root: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
+    let path = lock_path(root);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

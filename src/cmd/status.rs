@@ -1,6 +1,6 @@
 //! `omlboot status [--wait]`: the state apply records, per component.
 use super::{to_json, Inputs, Report};
-use crate::apply::state::{State, Status};
+use crate::apply::state::{lock_held, State, Status};
 use crate::backup::record::Record;
 use crate::backup::schedule::Utc;
 use crate::error::{Code, Result};
@@ -72,6 +72,16 @@ fn provisioning(inputs: &Inputs, wait: bool, timeout: Option<Duration>) -> Resul
     loop {
         match State::load(&inputs.root)? {
             None if !wait => return Ok(Provisioning::NotStarted),
+            Some(mut s) if s.status == Status::Running && !lock_held(&inputs.root) => {
+                // Nobody holds the lock: the run that wrote "running" was killed or lost power.
+                s.status = Status::Failed;
+                s.errors.push(
+                    "interrupted: the run that wrote this state ended without finishing (killed or a power cut); \
+                     `omlboot apply` converges the host"
+                        .into(),
+                );
+                return Ok(Provisioning::State(Box::new(s)));
+            }
             Some(s) if !wait || s.status != Status::Running => {
                 return Ok(Provisioning::State(Box::new(s)))
             }
