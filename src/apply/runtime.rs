@@ -143,13 +143,19 @@ impl Runtime for Live {
     async fn probe_once(&self, probe: &Probe) -> Result<String, String> {
         match probe {
             Probe::Tcp { address, .. } => {
-                match tokio::time::timeout(PROBE_ATTEMPT, tokio::net::TcpStream::connect(address))
-                    .await
-                {
-                    Ok(Ok(_)) => Ok(format!("connected to {address}")),
-                    Ok(Err(e)) => Err(format!("{address}: {e}")),
-                    Err(_) => Err(format!("{address}: no answer within 5s")),
+                // Several addresses, space separated: a component binds 0.0.0.0 on one layout and
+                // only the host's address on another; the first that answers is enough.
+                let mut errors = Vec::new();
+                for a in address.split_whitespace() {
+                    match tokio::time::timeout(PROBE_ATTEMPT, tokio::net::TcpStream::connect(a))
+                        .await
+                    {
+                        Ok(Ok(_)) => return Ok(format!("connected to {a}")),
+                        Ok(Err(e)) => errors.push(format!("{a}: {e}")),
+                        Err(_) => errors.push(format!("{a}: no answer within 5s")),
+                    }
                 }
+                Err(errors.join("; "))
             }
             Probe::Http { url, status, .. } => {
                 let client = reqwest::Client::builder()
@@ -296,4 +302,34 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         src = s.source();
     }
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_tcp_probe_passes_on_the_first_address_that_answers() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let open = listener.local_addr().unwrap();
+        // A port nothing listens on: bind one, note it, close it.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let probe = |address: String| Probe::Tcp {
+            address,
+            deadline_s: 1,
+        };
+        let ok = Live
+            .probe_once(&probe(format!("{closed} {open}")))
+            .await
+            .unwrap();
+        assert_eq!(ok, format!("connected to {open}"));
+        let err = Live
+            .probe_once(&probe(format!("{closed}")))
+            .await
+            .unwrap_err();
+        assert!(err.contains(&closed.to_string()), "{err}");
+    }
 }
