@@ -110,6 +110,28 @@ pub fn ensure_dir(path: &Path, mode: u32) -> Result<bool> {
     Ok(changed)
 }
 
+/// A JSON record omlboot keeps (state, upgrade journal, backup record): `None` when absent.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+    match fs::read_to_string(path) {
+        Ok(t) => Ok(Some(
+            serde_json::from_str(&t).with_context(|| format!("parsing {}", path.display()))?,
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Write a JSON record atomically, 0600 root in a 0700 directory: records may quote journal lines.
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        ensure_dir(dir, 0o700)?;
+    }
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
+    write_atomic(path, text.as_bytes(), 0o600)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,6 @@
 //! /var/lib/omlboot/state.json: each step's outcome and each component's state, written as apply
 //! progresses so `omlboot status` can report while it runs. Also the run-once-per-instance marker.
 use crate::error::Code;
-use crate::fsutil::write_atomic;
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -179,26 +178,12 @@ impl State {
     }
 
     pub fn load(root: &Path) -> Result<Option<State>> {
-        let p = Self::path(root);
-        match std::fs::read_to_string(&p) {
-            Ok(t) => Ok(Some(
-                serde_json::from_str(&t).with_context(|| format!("parsing {}", p.display()))?,
-            )),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
-        }
+        crate::fsutil::read_json(&Self::path(root))
     }
 
     /// Written 0600: component reasons may quote journal lines.
     pub fn save(&self, root: &Path) -> Result<()> {
-        let p = Self::path(root);
-        if let Some(dir) = p.parent() {
-            crate::fsutil::ensure_dir(dir, 0o700)?;
-        }
-        let mut text = serde_json::to_string_pretty(self)?;
-        text.push('\n');
-        write_atomic(&p, text.as_bytes(), 0o600)?;
-        Ok(())
+        crate::fsutil::write_json(&Self::path(root), self)
     }
 
     /// Final status from the component records: any failure of a required component is failed;

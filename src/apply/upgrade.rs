@@ -18,7 +18,6 @@ use super::runtime::Runtime;
 use super::seams::{ImageStore, ServiceManager};
 use super::state::{now_unix, ProbeRecord, State, UpgradeRecord};
 use super::systemd::Outcome;
-use crate::fsutil::write_atomic;
 use crate::plan::{Plan, PlannedComponent};
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
@@ -149,25 +148,11 @@ impl Journal {
         root.join(JOURNAL_PATH)
     }
     pub fn load(root: &Path) -> Result<Option<Journal>> {
-        let p = Self::path(root);
-        match std::fs::read_to_string(&p) {
-            Ok(t) => Ok(Some(
-                serde_json::from_str(&t).with_context(|| format!("parsing {}", p.display()))?,
-            )),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
-        }
+        crate::fsutil::read_json(&Self::path(root))
     }
     /// Written atomically and fsync'd (temp file, fsync, rename, fsync dir).
     pub fn save(&self, root: &Path) -> Result<()> {
-        let p = Self::path(root);
-        if let Some(dir) = p.parent() {
-            crate::fsutil::ensure_dir(dir, 0o700)?;
-        }
-        let mut text = serde_json::to_string_pretty(self)?;
-        text.push('\n');
-        write_atomic(&p, text.as_bytes(), 0o600)?;
-        Ok(())
+        crate::fsutil::write_json(&Self::path(root), self)
     }
     /// Record `step` for the group of `reference` (entry + group state), then save.
     pub fn step(

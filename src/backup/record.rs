@@ -2,7 +2,7 @@
 //! duration, verification). Written atomically before a run (the attempt: a run killed -9 counts as
 //! a failure for the schedule) and after it. `status` reads it.
 use crate::fsutil;
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -53,19 +53,10 @@ impl Record {
     }
 
     pub fn load(root: &Path) -> Result<Record> {
-        match std::fs::read(Self::path(root)) {
-            Ok(b) => serde_json::from_slice(&b).context("reading the backup record"),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Record::default()),
-            Err(e) => Err(e).context("reading the backup record"),
-        }
+        Ok(fsutil::read_json(&Self::path(root))?.unwrap_or_default())
     }
 
     pub fn save(&self, root: &Path) -> Result<()> {
-        let p = Self::path(root);
-        fsutil::ensure_dir(p.parent().unwrap(), 0o700)?;
-        let mut v = serde_json::to_vec_pretty(self)?;
-        v.push(b'\n');
-        fsutil::write_atomic(&p, &v, 0o600)?;
-        Ok(())
+        fsutil::write_json(&Self::path(root), self)
     }
 }
