@@ -148,6 +148,16 @@ fn a_converged_host_runs_no_task_and_restarts_nothing() {
         assert_eq!(t.outcome, "skipped", "{name}");
         assert_eq!(t.successes, 1, "{name}");
     }
+    // Every probe still ran, all in one batch after the last task was skipped (issue 8: a no-op
+    // waits for the slowest probe once, not once per stage).
+    let steps: Vec<&str> = s.steps.iter().map(|r| r.name.as_str()).collect();
+    let last_task = steps.iter().rposition(|n| n.starts_with("task ")).unwrap();
+    let first_probe = steps.iter().position(|n| n.starts_with("probe ")).unwrap();
+    assert!(first_probe > last_task, "{steps:?}");
+    for c in plan.components.iter().filter(|c| c.probe.is_some()) {
+        let probe = s.components[&c.name].probe.as_ref();
+        assert!(probe.is_some_and(|p| p.passed), "{}: {probe:?}", c.name);
+    }
 }
 
 #[test]
@@ -187,6 +197,18 @@ fn a_new_omlapp_image_runs_the_migrations_again_never_the_admin_reset_and_restar
     );
     assert_eq!(s.tasks["django_migrations"].successes, 2);
     assert_eq!(s.tasks["admin_password"].successes, 1);
+    // A task that runs has its peers probed first, though none of them restarted.
+    let steps: Vec<&str> = s.steps.iter().map(|r| r.name.as_str()).collect();
+    let at = |name: &str| {
+        steps
+            .iter()
+            .position(|n| *n == name)
+            .unwrap_or_else(|| panic!("{name}: {steps:?}"))
+    };
+    assert!(
+        at("probe postgresql") < at("task django_migrations"),
+        "{steps:?}"
+    );
     let mut restarted: Vec<&str> = all
         .iter()
         .filter_map(|c| c.strip_prefix("restart "))

@@ -529,6 +529,8 @@ where
     rec.state.save(root)?;
     // Components a failed task keeps from starting: component → why.
     let mut blocked: BTreeMap<String, String> = BTreeMap::new();
+    // Components kept as they were, whose probes wait until something needs them (see `Unprobed`).
+    let mut unprobed = Unprobed::default();
 
     let mut changed_files: BTreeSet<String> = BTreeSet::new();
     let mut images = ImagesResult::default();
@@ -725,12 +727,16 @@ where
                     &changed_files,
                     &images,
                     &blocked,
+                    &mut unprobed,
                     host,
                     opts,
                 )
                 .await?;
             }
             Stage::One(Step::Task(task)) => {
+                if task_would_run(task, &rec, &images) {
+                    unprobed.flush(&mut rec, plan, host, opts).await?;
+                }
                 task_step(&mut rec, task, &images, &mut blocked, host).await?;
             }
             Stage::One(Step::Image { .. } | Step::Start { .. }) => {
@@ -738,6 +744,7 @@ where
             }
         }
     }
+    unprobed.flush(&mut rec, plan, host, opts).await?;
     // Voice restarts that waited for their calls to end, or for the maintenance window.
     upgrade::finish_deferred(&mut run, &mut rec, plan, host, opts).await?;
     rec.state.images = images
@@ -884,6 +891,7 @@ async fn units_stage<P, I: ImageStore, S: ServiceManager, R: Runtime>(
     changed_files: &BTreeSet<String>,
     images: &ImagesResult,
     blocked: &BTreeMap<String, String>,
+    unprobed: &mut Unprobed,
     host: &Host<P, I, S, R>,
     opts: &Options,
 ) -> Result<()> {
@@ -975,6 +983,14 @@ async fn units_stage<P, I: ImageStore, S: ServiceManager, R: Runtime>(
         }
     }
 
+    let names: Vec<String> = units.iter().map(|(_, c)| c.to_string()).collect();
+    if jobs.is_empty() && groups.is_empty() {
+        // Nothing starts here: this stage's probes can wait with the others.
+        unprobed.defer(names);
+        return Ok(());
+    }
+    // What starts now needs what came before it probed first, as on a first boot.
+    unprobed.flush(rec, plan, host, opts).await?;
     let mut running = tokio::task::JoinSet::new();
     let mut previous: Option<tokio::sync::oneshot::Receiver<()>> = None;
     for (i, (c, action, restart)) in jobs.iter().enumerate() {
@@ -1028,7 +1044,7 @@ async fn units_stage<P, I: ImageStore, S: ServiceManager, R: Runtime>(
             }
         }
     }
-    probe_stage(rec, plan, units, host, opts).await?;
+    probe_stage(rec, plan, &names, host, opts).await?;
     // Then each image change of the stage through its gate, one group after another.
     for (reference, members) in groups {
         // A run killed while rolling this group back: finish the rollback.
@@ -1133,13 +1149,13 @@ async fn rollback_blocked_groups<P, I: ImageStore, S: ServiceManager, R: Runtime
 async fn probe_stage<P, I, S, R: Runtime>(
     rec: &mut Recorder<'_>,
     plan: &Plan,
-    units: &[(&str, &str)],
+    components: &[String],
     host: &Host<P, I, S, R>,
     opts: &Options,
 ) -> Result<()> {
     let mut probing = tokio::task::JoinSet::new();
-    for (_, component) in units {
-        let Some(c) = plan.components.iter().find(|c| c.name == *component) else {
+    for component in components {
+        let Some(c) = plan.components.iter().find(|c| &c.name == component) else {
             continue;
         };
         let (Some(probe), Some(record)) = (&c.probe, rec.state.components.get(&c.name)) else {
@@ -1164,4 +1180,42 @@ async fn probe_stage<P, I, S, R: Runtime>(
         rec.step(&format!("probe {name}"), outcome, start, Some(detail))?;
     }
     Ok(())
+}
+
+/// Components a run kept as they were (active, nothing of theirs changed), not probed yet.
+///
+/// A converged host starts nothing, so probing stage by stage would only add up the slowest probe of
+/// every stage (a `podman exec` takes seconds under emulation). Their probes still run, all together:
+/// before anything starts or a task runs (those need their peers probed first, as on a first boot),
+/// and at the latest when the run ends, so a broken component still fails a run that changed nothing.
+#[derive(Default)]
+struct Unprobed(Vec<String>);
+
+impl Unprobed {
+    fn defer(&mut self, components: Vec<String>) {
+        self.0.extend(components);
+    }
+
+    async fn flush<P, I, S, R: Runtime>(
+        &mut self,
+        rec: &mut Recorder<'_>,
+        plan: &Plan,
+        host: &Host<P, I, S, R>,
+        opts: &Options,
+    ) -> Result<()> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let components = std::mem::take(&mut self.0);
+        probe_stage(rec, plan, &components, host, opts).await
+    }
+}
+
+/// Whether [`task_step`] would run the task's container, from the same records it reads.
+fn task_would_run(task: &PlannedTask, rec: &Recorder<'_>, images: &ImagesResult) -> bool {
+    let image_id = task
+        .action
+        .image()
+        .and_then(|i| images.after.get(i).cloned().flatten());
+    super::tasks::decide_task(task, rec.state.tasks.get(&task.name), image_id.as_deref()).is_some()
 }
