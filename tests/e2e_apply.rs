@@ -7,7 +7,7 @@ mod harness;
 
 use harness::scenario::{
     assert_units_active, component_units, first_boot_seconds, https_status, repo_file, sql,
-    state_json, status_json, step_seconds, test_overrides,
+    state_json, status_json, step_breakdown, step_seconds, test_overrides,
 };
 use harness::{GuestSpec, Lab, Nic, UserData};
 use std::collections::BTreeMap;
@@ -260,6 +260,10 @@ fn apply_aio_converges_reruns_change_nothing_and_one_change_restarts_one_compone
         took.as_secs_f64()
     );
     assert_eq!(again.code, 0, "{}\n{}", again.stdout, again.stderr);
+    eprintln!(
+        "E2E-FIGURE second apply, by step: {}",
+        step_breakdown(&state_json(g))
+    );
     assert!(
         !again.stderr.contains(" changed ")
             && !again.stderr.contains(" restarted ")

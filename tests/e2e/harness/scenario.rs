@@ -121,6 +121,38 @@ pub fn step_seconds(state: &Value, name: &str) -> f64 {
         / 1000.0
 }
 
+/// Where a run's time went: seconds per kind of step (the step name's first word: `file`, `unit`,
+/// `probe`, ...), largest first, then the three slowest single steps. Steps of a kind that run
+/// concurrently (probes, unit starts) add up to more than their wall time.
+pub fn step_breakdown(state: &Value) -> String {
+    let steps = state["steps"].as_array().unwrap();
+    let mut kinds: std::collections::BTreeMap<&str, f64> = Default::default();
+    let mut each: Vec<(&str, f64)> = Vec::new();
+    for s in steps {
+        let name = s["name"].as_str().unwrap_or("?");
+        let secs = s["duration_ms"].as_f64().unwrap_or(0.0) / 1000.0;
+        *kinds
+            .entry(name.split(' ').next().unwrap_or(name))
+            .or_default() += secs;
+        each.push((name, secs));
+    }
+    let mut kinds: Vec<_> = kinds.into_iter().collect();
+    kinds.sort_by(|a, b| b.1.total_cmp(&a.1));
+    each.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let kinds: Vec<String> = kinds.iter().map(|(k, s)| format!("{k} {s:.2}s")).collect();
+    let slowest: Vec<String> = each
+        .iter()
+        .take(3)
+        .map(|(k, s)| format!("{k} {s:.2}s"))
+        .collect();
+    format!(
+        "{} steps: {}; slowest: {}",
+        steps.len(),
+        kinds.join(", "),
+        slowest.join(", ")
+    )
+}
+
 /// A query on the host's PostgreSQL as the application logs in (django.env's PG* values), one value
 /// per line (`psql -tA`).
 pub fn sql(g: &Guest, query: &str) -> String {
