@@ -27,7 +27,12 @@ const RESERVED_ENV: &[&str] = &[
     "OMLBOOT_CONFIG",
     "OMLBOOT_ROOT",
     "OMLBOOT_UNITS",
+    // The test suite's own (tests/e2e/README.md): a shell that ran the VM suite must still run omlboot.
+    "OMLBOOT_BIN",
 ];
+
+/// Prefix of the test suite's variables (OMLBOOT_E2E_CACHE, ...): never config keys.
+const RESERVED_ENV_PREFIX: &str = "OMLBOOT_E2E_";
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]

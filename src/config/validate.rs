@@ -1,7 +1,9 @@
 //! Layering and validation. Collects every error; never stops at the first.
 use super::schema::{self, Kind, SecretPolicy, KEYS};
 use super::yaml::{self, Node};
-use super::{Config, ConfigError, ConfigErrors, Origin, Sources, Value, RESERVED_ENV};
+use super::{
+    Config, ConfigError, ConfigErrors, Origin, Sources, Value, RESERVED_ENV, RESERVED_ENV_PREFIX,
+};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -251,7 +253,7 @@ fn read_env(
         let Some(suffix) = var.strip_prefix("OMLBOOT_") else {
             continue;
         };
-        if RESERVED_ENV.contains(&var.as_str()) {
+        if RESERVED_ENV.contains(&var.as_str()) || var.starts_with(RESERVED_ENV_PREFIX) {
             continue;
         }
         let origin = Origin::Env(var.clone());
@@ -766,5 +768,18 @@ mod tests {
     #[test]
     fn natural_location_orders_lines_numerically() {
         assert!(natural_location("f.yaml:2:1") < natural_location("f.yaml:10:1"));
+    }
+
+    #[test]
+    fn the_test_suites_variables_are_not_config_keys() {
+        let env = |var: &str| vec![(var.to_string(), "/work/e2e-cache".to_string())];
+        for var in ["OMLBOOT_E2E_CACHE", "OMLBOOT_BIN", "OMLBOOT_LOG"] {
+            let (mut entries, mut errs) = (BTreeMap::new(), Errors::default());
+            read_env(&env(var), &mut entries, &mut errs);
+            assert!(entries.is_empty() && errs.0.is_empty(), "{var}");
+        }
+        let (mut entries, mut errs) = (BTreeMap::new(), Errors::default());
+        read_env(&env("OMLBOOT_E2ECACHE"), &mut entries, &mut errs);
+        assert_eq!(errs.0.len(), 1, "a misspelt key is still an error");
     }
 }
