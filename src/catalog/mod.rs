@@ -334,9 +334,10 @@ fn check_image_key(key: &str, default: Option<&str>) -> Result<(), String> {
         (None, None) => Err(format!(
             "image key {key} is not a config key; give image_default"
         )),
-        (None, Some(r)) => {
-            crate::config::check_image_reference(r).map_err(|e| format!("image_default {r:?}: {e}"))
-        }
+        (None, Some(r)) => r
+            .parse::<crate::config::ImageRef>()
+            .map(|_| ())
+            .map_err(|e| format!("image_default {r:?}: {e}")),
         (Some(_), _) => Ok(()),
     }
 }
