@@ -5,8 +5,9 @@
 //! is worth another attempt is the caller's knowledge (a 503 is, a 404 is not), so the driver
 //! asks a predicate instead of retrying everything.
 //!
-//! Every call site keeps its own numbers (see the `retry()` of the metadata, image, package and
-//! S3 options): they were chosen for what each one talks to, and tests hold them.
+//! Every call site keeps its own numbers (the `retry()` of the metadata, image, package and S3
+//! options; a task's `attempts` and `retry_delay_s` from the catalog): they were chosen for what
+//! each one talks to, and tests hold them.
 use std::future::Future;
 use std::time::Duration;
 
@@ -62,10 +63,6 @@ impl Retry {
     pub const fn max_delay(mut self, max_delay: Duration) -> Retry {
         self.max_delay = max_delay;
         self
-    }
-
-    pub const fn retries(&self) -> u32 {
-        self.retries
     }
 
     /// Attempts in all, the first included.
