@@ -14,6 +14,7 @@ pub mod exec;
 pub mod facts;
 pub mod fsutil;
 pub mod plan;
+pub mod retry;
 pub mod s3;
 pub mod target;
 

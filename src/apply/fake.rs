@@ -140,17 +140,6 @@ pub struct FakeSystemd {
 }
 
 impl FakeSystemd {
-    /// How many start and restart calls `unit` received.
-    pub fn starts(&self, unit: &str) -> usize {
-        self.calls
-            .all()
-            .iter()
-            .filter(|c| *c == &format!("start {unit}") || *c == &format!("restart {unit}"))
-            .count()
-    }
-}
-
-impl FakeSystemd {
     fn state_of(&self, unit: &str) -> UnitState {
         let running = self.running.lock().unwrap().get(unit).cloned();
         if running.is_some_and(|id| self.crashing_images.lock().unwrap().contains(&id)) {

@@ -14,6 +14,7 @@
 //! waits for its own lock with no deadline, so before dnf we wait for the rpm database lock the
 //! same way.
 
+use crate::retry::Retry;
 use anyhow::Context as _;
 use serde::Serialize;
 use std::os::fd::AsRawFd as _;
@@ -40,6 +41,14 @@ pub struct PackageOptions {
     pub backoff: Duration,
     /// Query only: report what would be installed in `would_install`, change nothing.
     pub dry_run: bool,
+}
+
+impl PackageOptions {
+    /// For transient failures only. A lock is waited out until `lock_deadline` instead, and every
+    /// run of the tool counts as an attempt, so lock waits and list refreshes use up retries too.
+    pub fn retry(&self) -> Retry {
+        Retry::new(self.retries, self.backoff).max_delay(Duration::from_secs(30))
+    }
 }
 
 impl Default for PackageOptions {
@@ -397,14 +406,6 @@ fn tail(text: &str, n: usize) -> String {
     crate::exec::tail(text, n)
 }
 
-fn backoff_delay(base: Duration, attempt: u32) -> Duration {
-    let cap = Duration::from_secs(30);
-    let factor = 1u32
-        .checked_shl(attempt.saturating_sub(1))
-        .unwrap_or(u32::MAX);
-    base.checked_mul(factor).unwrap_or(cap).min(cap)
-}
-
 fn lists_are_empty(dir: &Path) -> bool {
     match std::fs::read_dir(dir) {
         Ok(entries) => !entries
@@ -433,20 +434,19 @@ async fn after_failure(
     deadline: Instant,
     lock_pause: Duration,
 ) -> anyhow::Result<()> {
-    match failure {
-        Failure::Lock { .. } if Instant::now() < deadline => {
+    match (failure, opts.retry().delay_after(run.attempt)) {
+        (Failure::Lock { .. }, _) if Instant::now() < deadline => {
             tokio::time::sleep(lock_pause).await;
             Ok(())
         }
-        Failure::Lock { path, holder } => Err(PackageError::Lock {
+        (Failure::Lock { path, holder }, _) => Err(PackageError::Lock {
             path,
             holder,
             waited: opts.lock_deadline,
             tail: tail(run.text, 6),
         }
         .into()),
-        Failure::Transient if run.attempt <= opts.retries => {
-            let pause = backoff_delay(opts.backoff, run.attempt);
+        (Failure::Transient, Some(pause)) => {
             tracing::warn!(
                 attempt = run.attempt,
                 retry_in_ms = pause.as_millis() as u64,

@@ -263,14 +263,6 @@ fn split_lines(out: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// Last `lines` lines of `unit`'s journal on this host, via
-/// `journalctl -u UNIT -n LINES -o cat --no-pager`. Empty if journalctl is missing or fails.
-/// For another root (a container, a mounted image) use [`JournalSource::tail`] with
-/// [`JournalSource::Directory`] or [`JournalSource::Command`].
-pub fn journal_tail(unit: &str, lines: usize) -> Vec<String> {
-    JournalSource::Local.tail(unit, lines)
-}
-
 /// Knobs for waiting on jobs. The defaults are what `omlboot apply` uses; tests change them to
 /// exercise the fallback paths.
 #[derive(Debug, Clone)]

@@ -4,6 +4,7 @@ use super::runtime::{Runtime, TaskRun};
 use super::state::{now_unix, ProbeRecord, TaskRecord};
 use crate::catalog::tasks::RunWhen;
 use crate::plan::{PlannedTask, Probe};
+use crate::retry::Retry;
 use std::time::Duration;
 // tokio's clock: tests on fakes run with time paused, so a failing probe's deadline passes at once.
 use tokio::time::Instant;
@@ -37,21 +38,33 @@ pub async fn run_task<R: Runtime>(
     image_id: Option<&str>,
 ) -> (TaskRecord, TaskRun) {
     let start = Instant::now();
-    let mut attempt = 1;
-    let run = loop {
-        let run = runtime.run_task(task).await;
-        if run.ok || attempt >= task.attempts {
-            break run;
-        }
-        tracing::info!(
-            task = task.name,
-            attempt,
-            "task failed, retrying in {}s",
-            task.retry_delay_s
-        );
-        tokio::time::sleep(Duration::from_secs(task.retry_delay_s)).await;
-        attempt += 1;
-    };
+    // The catalog counts attempts, the first included, and waits the same between them.
+    let retry = Retry::fixed(
+        task.attempts.saturating_sub(1),
+        Duration::from_secs(task.retry_delay_s),
+    );
+    let outcome = retry
+        .run(
+            |_| async {
+                let run = runtime.run_task(task).await;
+                if run.ok {
+                    Ok(run)
+                } else {
+                    Err(run)
+                }
+            },
+            |_, next| {
+                tracing::info!(
+                    task = task.name,
+                    attempt = next.failed,
+                    "task failed, retrying in {}s",
+                    task.retry_delay_s
+                );
+                true
+            },
+        )
+        .await;
+    let run = outcome.result.unwrap_or_else(|failed| failed);
     let mut record = previous.cloned().unwrap_or_default();
     record.at_unix = now_unix();
     record.duration_ms = start.elapsed().as_millis() as u64;

@@ -8,9 +8,10 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-mod embedded {
-    include!(concat!(env!("OUT_DIR"), "/embedded_units.rs"));
-}
+/// units/ in the binary, so it is self-contained (`--units DIR` still overrides). Every file is
+/// an `include_bytes!`, so editing one rebuilds the crate; a new file is picked up with the next
+/// rebuild, which the catalog.yaml change that names it causes.
+static EMBEDDED: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/units");
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -163,12 +164,21 @@ pub fn parse_mode(s: &str) -> Result<u32> {
 
 impl Units {
     pub fn embedded() -> Result<Units> {
-        Self::from_files(
-            embedded::UNITS
-                .iter()
-                .map(|(p, c)| (p.to_string(), c.to_string()))
-                .collect(),
-        )
+        fn walk(dir: &include_dir::Dir<'static>, out: &mut Vec<(String, String)>) -> Result<()> {
+            for f in dir.files() {
+                let path = f.path().to_string_lossy().into_owned();
+                let text = f
+                    .contents_utf8()
+                    .with_context(|| format!("units/{path} is not UTF-8"))?;
+                out.push((path, text.to_string()));
+            }
+            dir.dirs().try_for_each(|d| walk(d, out))
+        }
+        let mut files = Vec::new();
+        walk(&EMBEDDED, &mut files)?;
+        // A stable order, whatever order the directory was read in at build time.
+        files.sort();
+        Self::from_files(files)
     }
 
     /// Load an operator's copy of units/ (same layout as the repository's).
@@ -334,9 +344,10 @@ fn check_image_key(key: &str, default: Option<&str>) -> Result<(), String> {
         (None, None) => Err(format!(
             "image key {key} is not a config key; give image_default"
         )),
-        (None, Some(r)) => {
-            crate::config::check_image_reference(r).map_err(|e| format!("image_default {r:?}: {e}"))
-        }
+        (None, Some(r)) => r
+            .parse::<crate::config::ImageRef>()
+            .map(|_| ())
+            .map_err(|e| format!("image_default {r:?}: {e}")),
         (Some(_), _) => Ok(()),
     }
 }
@@ -371,11 +382,6 @@ fn tera_error(e: &tera::Error) -> String {
         src = s.source();
     }
     msg
-}
-
-/// Paths of every embedded file, for tests that keep the repository and the binary in step.
-pub fn embedded_paths() -> Vec<&'static str> {
-    embedded::UNITS.iter().map(|(p, _)| *p).collect()
 }
 
 #[cfg(test)]

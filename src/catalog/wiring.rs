@@ -1,8 +1,8 @@
 //! Which address each service is reached at, per layout: omldeploytool's `set_fact` table
 //! (roles/prerequisitos/tasks/checks.yml), as one pure function of config and facts.
-use crate::config::{schema::KEYS, Config, Role, Settings, Value};
+use crate::config::{schema::KEYS, Config, ImageRef, Role, Settings, Value};
 use crate::facts::Facts;
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use serde_json::json;
 
 pub const CERTS_LOCATION: &str = "/etc/omnileads/certs";
@@ -58,17 +58,6 @@ pub fn addresses(s: &Settings, omni_ip_lan: &str) -> Addresses {
         fastagi_host: pick(omni_ip_lan, &app),
         nginx_host: pick(omni_ip_lan, &app),
         rabbitmq_host: pick("127.0.0.1", &data),
-    }
-}
-
-/// The tag (or digest) of an image reference: docker.io/omnileads/omlapp:241121.01 → 241121.01.
-pub fn image_tag(reference: &str) -> &str {
-    if let Some((_, d)) = reference.split_once('@') {
-        return d;
-    }
-    match reference.rfind(':') {
-        Some(i) if !reference[i..].contains('/') => &reference[i + 1..],
-        _ => "latest",
     }
 }
 
@@ -149,7 +138,11 @@ pub fn context(cfg: &Config, facts: &Facts) -> Result<tera::Context> {
         "rabbitmq_host": a.rabbitmq_host,
         "certs_location": CERTS_LOCATION,
         "django_deploy_path": "/opt/omnileads/",
-        "omnileads_release": image_tag(&s.omnileads_img),
+        "omnileads_release": s
+            .omnileads_img
+            .parse::<ImageRef>()
+            .map_err(|e| anyhow!("omnileads_img: {e}"))?
+            .version(),
         "oml_commit": "",
         "oml_build_date": "",
         "s3_endpoint_public": s3_endpoint_public,
@@ -160,19 +153,4 @@ pub fn context(cfg: &Config, facts: &Facts) -> Result<tera::Context> {
         }
     }
     Ok(ctx)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tags() {
-        assert_eq!(
-            image_tag("docker.io/omnileads/omlapp:241121.01"),
-            "241121.01"
-        );
-        assert_eq!(image_tag("localhost:5000/omlapp"), "latest");
-        assert_eq!(image_tag("x/y@sha256:abc"), "sha256:abc");
-    }
 }

@@ -2,6 +2,7 @@
 //!
 //! Everything is validated before anything else happens, and every error is reported at once with
 //! its place (file:line:column, env variable or flag), the key, and what is allowed.
+mod image_ref;
 pub mod schema;
 mod settings;
 mod tz_names;
@@ -14,9 +15,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use image_ref::ImageRef;
 pub use schema::{key, Settings};
 pub use settings::{Ignored, Secret};
-pub use validate::check_image_reference;
 
 /// Where the config file is read from when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "/etc/omlboot/config.yaml";

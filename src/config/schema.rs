@@ -407,11 +407,6 @@ pub fn suggest(name: &str) -> Option<&'static str> {
         .map(|(_, n)| n)
 }
 
-/// Env variable that overrides a key: `OMLBOOT_` + the key upper-cased.
-pub fn env_var(name: &str) -> String {
-    format!("OMLBOOT_{}", name.to_ascii_uppercase())
-}
-
 /// Human description of what a kind accepts, used in error messages.
 pub fn allowed(kind: Kind) -> String {
     match kind {

@@ -3,10 +3,11 @@
 use super::error::{parse_error_body, S3Error};
 use super::sigv4::{self, AmzDate, Signer};
 use crate::config::Secret;
+use crate::retry::Retry;
 use reqwest::{Method, Response, StatusCode, Url};
 use serde::Deserialize;
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
@@ -37,6 +38,14 @@ pub struct ClientConfig {
     pub retries: u32,
     /// Delay before the first retry; doubled for each next one.
     pub retry_backoff: Duration,
+}
+
+impl ClientConfig {
+    /// Uncapped: retries are few (by default four, waiting 0.5 + 1 + 2 + 4 s), so the doubling
+    /// never grows far.
+    pub fn retry(&self) -> Retry {
+        Retry::new(self.retries, self.retry_backoff)
+    }
 }
 
 impl ClientConfig {
@@ -201,60 +210,85 @@ impl Client {
         }
     }
 
-    /// Signs and sends; any status comes back (callers decide what 404 means).
     /// Signs and sends; any status comes back (callers decide what 404 means). Retries only
     /// what the server cannot have acted on: a refused connection and 503 (MinIO says so while
-    /// it starts), with doubling delays. A 403 from a server whose clock is more than 5 minutes
-    /// from ours is signed again once with the server's time: a VM at first boot may not have
-    /// synced its clock yet, and S3 refuses requests more than 15 minutes off.
+    /// it starts), with doubling delays.
     pub(crate) async fn send(&self, call: &Call) -> Result<Response, S3Error> {
-        let mut delay = self.cfg.retry_backoff;
-        let mut attempt = 0;
-        let mut clock_fixed = false;
-        loop {
-            attempt += 1;
-            let last = attempt > self.cfg.retries;
-            let now = sigv4::unix_now() as i64 + self.clock_offset.load(Ordering::Relaxed);
-            match self
-                .send_once(call, &AmzDate::from_unix(now.max(0) as u64))
-                .await
-            {
-                Err(S3Error::Transport { source, .. }) if source.is_connect() && !last => {
-                    tracing::debug!(
-                        "{} {}: {source}; retrying in {delay:?}",
-                        call.op,
-                        call.target
-                    );
-                }
-                Ok(resp) if resp.status() == StatusCode::SERVICE_UNAVAILABLE && !last => {
-                    tracing::debug!("{} {}: 503; retrying in {delay:?}", call.op, call.target);
-                }
-                Ok(resp) if resp.status() == StatusCode::FORBIDDEN && !clock_fixed => {
-                    let server = resp
-                        .headers()
-                        .get("date")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(sigv4::parse_http_date);
-                    let Some(server) = server else {
-                        return Ok(resp);
-                    };
-                    let offset = server as i64 - sigv4::unix_now() as i64;
-                    if offset.abs() <= 300 {
-                        return Ok(resp);
+        let clock_fixed = AtomicBool::new(false);
+        // Err(Ok(503 answer)) and Err(Err(error)) are the failures to judge; a 503 that is still
+        // there when the retries run out is returned as the answer it is.
+        let outcome = self
+            .cfg
+            .retry()
+            .run(
+                |_| async {
+                    match self.send_signed(call, &clock_fixed).await {
+                        Ok(resp) if resp.status() == StatusCode::SERVICE_UNAVAILABLE => {
+                            Err(Ok(resp))
+                        }
+                        Ok(resp) => Ok(resp),
+                        Err(e) => Err(Err(e)),
                     }
-                    tracing::warn!(
-                        "{}: the server's clock is {offset} s from ours; signing with its time",
-                        self.cfg.endpoint
-                    );
-                    self.clock_offset.store(offset, Ordering::Relaxed);
-                    clock_fixed = true;
-                    continue;
-                }
-                other => return other,
-            }
-            tokio::time::sleep(delay).await;
-            delay *= 2;
+                },
+                |failed, next| match failed {
+                    Err(S3Error::Transport { source, .. }) if source.is_connect() => {
+                        let delay = next.wait;
+                        tracing::debug!(
+                            "{} {}: {source}; retrying in {delay:?}",
+                            call.op,
+                            call.target
+                        );
+                        true
+                    }
+                    Ok(_) => {
+                        let delay = next.wait;
+                        tracing::debug!("{} {}: 503; retrying in {delay:?}", call.op, call.target);
+                        true
+                    }
+                    Err(_) => false,
+                },
+            )
+            .await;
+        outcome.result.or_else(|failed| failed)
+    }
+
+    /// One request. A 403 from a server whose clock is more than 5 minutes from ours is signed
+    /// again, once per [`Client::send`], with the server's time: a VM at first boot may not have
+    /// synced its clock yet, and S3 refuses requests more than 15 minutes off.
+    async fn send_signed(
+        &self,
+        call: &Call,
+        clock_fixed: &AtomicBool,
+    ) -> Result<Response, S3Error> {
+        let resp = self.send_once(call, &self.now()).await?;
+        if resp.status() != StatusCode::FORBIDDEN || clock_fixed.load(Ordering::Relaxed) {
+            return Ok(resp);
         }
+        let server = resp
+            .headers()
+            .get("date")
+            .and_then(|v| v.to_str().ok())
+            .and_then(sigv4::parse_http_date);
+        let Some(server) = server else {
+            return Ok(resp);
+        };
+        let offset = server as i64 - sigv4::unix_now() as i64;
+        if offset.abs() <= 300 {
+            return Ok(resp);
+        }
+        tracing::warn!(
+            "{}: the server's clock is {offset} s from ours; signing with its time",
+            self.cfg.endpoint
+        );
+        self.clock_offset.store(offset, Ordering::Relaxed);
+        clock_fixed.store(true, Ordering::Relaxed);
+        self.send_once(call, &self.now()).await
+    }
+
+    /// Our clock corrected by what a skewed server told us.
+    fn now(&self) -> AmzDate {
+        let now = sigv4::unix_now() as i64 + self.clock_offset.load(Ordering::Relaxed);
+        AmzDate::from_unix(now.max(0) as u64)
     }
 
     async fn send_once(&self, call: &Call, when: &AmzDate) -> Result<Response, S3Error> {

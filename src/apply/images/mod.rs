@@ -23,6 +23,7 @@ pub use bundle::{load_bundle, BundleImage, BundleIndex};
 pub use pull::{classify, ensure};
 pub use store::image_id;
 
+use crate::retry::Retry;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -130,6 +131,10 @@ impl ImageOutcome {
 }
 
 impl ImageOptions {
+    pub fn retry(&self) -> Retry {
+        Retry::new(self.retries, self.backoff).max_delay(MAX_BACKOFF)
+    }
+
     pub(crate) fn podman(&self) -> Command {
         let mut cmd = Command::new(&self.podman);
         cmd.args(&self.extra_args)
@@ -169,5 +174,18 @@ impl ImageOptions {
         }
         let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
         store::is_image_id(&id).then_some(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_waits_double_from_two_seconds_up_to_the_cap() {
+        let retry = ImageOptions::default().retry();
+        assert_eq!(retry.attempts(), 5);
+        let waits: Vec<u64> = (1..=6).map(|n| retry.delay(n).as_secs()).collect();
+        assert_eq!(waits, [2, 4, 8, 16, 30, 30]);
     }
 }

@@ -1,9 +1,8 @@
 //! Pulls from registries: bounded parallelism, retries only for errors that may pass.
 use super::store::{check_reference, is_image_id};
-use super::{FailKind, ImageOptions, ImageOutcome, MAX_BACKOFF};
+use super::{FailKind, ImageOptions, ImageOutcome};
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -88,31 +87,33 @@ async fn ensure_one(
         unreachable!("the semaphore is never closed");
     };
     let retry_flag = *retry_flag.get_or_init(|| supports_retry_flag(opts)).await;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let started = std::time::Instant::now();
-        let result = pull_once(reference, opts, retry_flag).await;
-        match result {
-            Ok(id) => {
+    let outcome = opts
+        .retry()
+        .run(
+            |attempt| async move {
+                let started = std::time::Instant::now();
+                let id = pull_once(reference, opts, retry_flag).await?;
                 tracing::info!(reference, %id, attempts = attempt, elapsed_ms = started.elapsed().as_millis() as u64, "image pulled");
-                return ImageOutcome::Pulled {
-                    id,
-                    attempts: attempt,
-                };
-            }
-            Err((FailKind::Transient, message)) if attempt <= opts.retries => {
-                let wait = backoff_delay(opts.backoff, attempt);
-                tracing::warn!(reference, attempt, retry_in_ms = wait.as_millis() as u64, error = %message, "transient pull failure, retrying");
-                tokio::time::sleep(wait).await;
-            }
-            Err((kind, message)) => {
-                tracing::error!(reference, attempts = attempt, ?kind, error = %message, "image pull failed");
-                return ImageOutcome::Failed {
-                    kind,
-                    message,
-                    attempts: attempt,
-                };
+                Ok(id)
+            },
+            |(kind, message), next| {
+                let transient = *kind == FailKind::Transient;
+                if transient {
+                    tracing::warn!(reference, attempt = next.failed, retry_in_ms = next.wait.as_millis() as u64, error = %message, "transient pull failure, retrying");
+                }
+                transient
+            },
+        )
+        .await;
+    let attempts = outcome.attempts;
+    match outcome.result {
+        Ok(id) => ImageOutcome::Pulled { id, attempts },
+        Err((kind, message)) => {
+            tracing::error!(reference, attempts, ?kind, error = %message, "image pull failed");
+            ImageOutcome::Failed {
+                kind,
+                message,
+                attempts,
             }
         }
     }
@@ -183,15 +184,6 @@ async fn supports_retry_flag(opts: &ImageOptions) -> bool {
         Ok(out) => String::from_utf8_lossy(&out.stdout).contains("--retry "),
         Err(_) => false,
     }
-}
-
-fn backoff_delay(base: Duration, attempt: u32) -> Duration {
-    let factor = 1u32
-        .checked_shl(attempt.saturating_sub(1))
-        .unwrap_or(u32::MAX);
-    base.checked_mul(factor)
-        .unwrap_or(MAX_BACKOFF)
-        .min(MAX_BACKOFF)
 }
 
 /// Sort podman's stderr from a failed pull into a [`FailKind`].
@@ -371,16 +363,6 @@ mod tests {
         for (stderr, want) in cases {
             assert_eq!(classify(stderr), want, "{stderr}");
         }
-    }
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let b = Duration::from_secs(2);
-        assert_eq!(backoff_delay(b, 1), Duration::from_secs(2));
-        assert_eq!(backoff_delay(b, 2), Duration::from_secs(4));
-        assert_eq!(backoff_delay(b, 4), Duration::from_secs(16));
-        assert_eq!(backoff_delay(b, 5), MAX_BACKOFF);
-        assert_eq!(backoff_delay(b, 200), MAX_BACKOFF);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Local podman storage: which image each reference points at.
 use super::ImageOptions;
+use crate::config::ImageRef;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -49,11 +50,9 @@ pub(crate) fn is_image_id(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// Reject what podman would take as an option, and blanks; podman checks the rest.
-pub(crate) fn check_reference(reference: &str) -> Result<(), String> {
-    if reference.is_empty() || reference.starts_with('-') || reference.contains(char::is_whitespace)
-    {
-        return Err(format!("invalid image reference {reference:?}"));
-    }
-    Ok(())
+/// Parsed before podman sees it: podman would take a reference starting with `-` for an option.
+pub(crate) fn check_reference(reference: &str) -> Result<ImageRef, String> {
+    reference
+        .parse()
+        .map_err(|e| format!("invalid image reference {reference:?}: {e}"))
 }

@@ -1,9 +1,10 @@
 //! Cloud metadata services and echo services: where the public IPv4 comes from.
 //!
 //! One small module per provider knows its paths, headers and cloud-init instance-data keys;
-//! this module holds what they share: the HTTP client, the retry loop, and the rule for what
+//! this module holds what they share: the HTTP client, its retry policy, and the rule for what
 //! counts as a public IPv4 answer.
 use crate::facts::platform::Platform;
+use crate::retry::Retry;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode};
 use std::net::Ipv4Addr;
@@ -56,6 +57,14 @@ pub struct HttpPolicy {
     /// Extra attempts after the first, for transient failures (connect errors, timeouts, 5xx).
     pub retries: u32,
     pub backoff: Duration,
+}
+
+impl HttpPolicy {
+    /// Doubling stops at 64 times `backoff`, so the 10 retries the schema allows cannot add
+    /// minutes to detection.
+    pub fn retry(&self) -> Retry {
+        Retry::new(self.retries, self.backoff).max_delay(self.backoff.saturating_mul(64))
+    }
 }
 
 impl Default for HttpPolicy {
@@ -189,29 +198,30 @@ impl Http {
             Ok(h) => h,
             Err(e) => return Reply::Invalid(e),
         };
-        let mut attempt: u32 = 0;
-        loop {
-            let reply = self.send_once(req, &headers).await;
-            let transient = match &reply {
-                Reply::Status(s) => s.is_server_error() || *s == StatusCode::TOO_MANY_REQUESTS,
-                Reply::Transport(_) => req.retry_transport,
-                Reply::Body(_) | Reply::NotFound | Reply::Invalid(_) => false,
-            };
-            if !transient || attempt >= self.policy.retries {
-                return match reply {
-                    Reply::Transport(e) if attempt > 0 => {
-                        Reply::Transport(format!("{e} (after {} attempts)", attempt + 1))
+        let outcome = self
+            .policy
+            .retry()
+            .run(
+                |_| async {
+                    match self.send_once(req, &headers).await {
+                        Reply::Body(body) => Ok(body),
+                        other => Err(other),
                     }
-                    other => other,
-                };
+                },
+                |reply, _| match reply {
+                    Reply::Status(s) => s.is_server_error() || *s == StatusCode::TOO_MANY_REQUESTS,
+                    Reply::Transport(_) => req.retry_transport,
+                    Reply::Body(_) | Reply::NotFound | Reply::Invalid(_) => false,
+                },
+            )
+            .await;
+        match outcome.result {
+            Ok(body) => Reply::Body(body),
+            Err(Reply::Transport(e)) if outcome.attempts > 1 => {
+                Reply::Transport(format!("{e} (after {} attempts)", outcome.attempts))
             }
-            tokio::time::sleep(self.backoff(attempt)).await;
-            attempt += 1;
+            Err(other) => other,
         }
-    }
-
-    fn backoff(&self, attempt: u32) -> Duration {
-        self.policy.backoff.saturating_mul(1u32 << attempt.min(6))
     }
 
     async fn send_once(&self, req: &Request<'_>, headers: &HeaderMap) -> Reply {

@@ -10,10 +10,6 @@
 //! So no request is made here: on Oracle the public IPv4 comes from the echo services when
 //! they are allowed, and an echo service sees exactly the NAT address the world sees.
 
-/// Base path of the service, kept for reference and for a future private-IP fact.
-pub const METADATA_PATH: &str = "/opc/v2/";
-pub const AUTH_HEADER: (&str, &str) = ("authorization", "Bearer Oracle");
-
 /// Why no lookup is made, for the "nothing found" explanation.
 pub const NO_PUBLIC_IP: &str =
     "Oracle Cloud's metadata service does not expose the public IPv4 (its VNIC data holds only private addresses)";
