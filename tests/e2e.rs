@@ -1,5 +1,5 @@
 //! omlboot VM end-to-end suite. Plain `cargo test` runs only the fast checks at the bottom of this file; the VM
-//! tests are `#[ignore]` and run with `tests/e2e/run.sh` (= `cargo test --test e2e --test e2e_apply --test e2e_bake --test e2e_reliability -- --ignored --test-threads=1 --nocapture`).
+//! tests are `#[ignore]` and run with `tests/e2e/run.sh` (= `cargo test --test e2e --test e2e_apply --test e2e_bake --test e2e_reliability --test e2e_upgrade -- --ignored --test-threads=1 --nocapture`).
 //! See tests/e2e/README.md.
 
 #[path = "e2e/harness/mod.rs"]

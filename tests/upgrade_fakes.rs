@@ -821,3 +821,38 @@ fn a_stopped_asterisk_carries_no_call_its_upgrade_does_not_wait() {
     assert_eq!(s.upgrades["asterisk"].outcome, "upgraded");
     assert_eq!(host.runtime.call_polls("oml-asterisk-server"), 0);
 }
+
+/// Exit 3 after a rollback lasts while the config names the rolled back reference, not longer: set
+/// back to the image the host runs (or after an upgrade of another component) the host is done.
+#[test]
+fn after_a_rollback_the_reference_set_back_makes_the_host_done_again() {
+    let v1 = plan_of("");
+    let v2 = plan_of(&format!("{KAMAILIO_2}{OMLAPP_2}"));
+    let v3 = plan_of(KAMAILIO_2);
+    let v4 = plan_of(&format!("{KAMAILIO_2}{WEBSOCKETS_2}"));
+    let root = tempfile::tempdir().unwrap();
+    let calls = Calls::default();
+    let host = installed(&calls, root.path(), &[&v1, &v2, &v3, &v4]);
+    host.runtime
+        .broken_images
+        .lock()
+        .unwrap()
+        .insert(id_of(&image_of(&v2, "omnileads")));
+    let s = apply(&v2, root.path(), &host, &day2()).unwrap();
+    assert_eq!(s.status, Status::Degraded, "{:?}", s.errors);
+    // The config still names the rolled back reference: degraded, every run.
+    let s = apply(&v2, root.path(), &host, &day2()).unwrap();
+    assert_eq!(s.status, Status::Degraded, "{:?}", s.errors);
+    // Set back to the image it runs: done, and still done on the next run; the record keeps its story.
+    for _ in 0..2 {
+        let s = apply(&v3, root.path(), &host, &day2()).unwrap();
+        assert_eq!(s.status, Status::Done, "{:?} {:?}", s.errors, s.upgrades);
+        let r = &s.upgrades["omnileads"];
+        assert_eq!(r.outcome, "rolled back");
+        assert_eq!(r.image_id, id_of(&image_of(&v1, "omnileads")));
+    }
+    // An upgrade of another component afterwards: exit 0 (everything asked is in effect).
+    let s = apply(&v4, root.path(), &host, &day2()).unwrap();
+    assert_eq!(s.status, Status::Done, "{:?} {:?}", s.errors, s.upgrades);
+    assert_eq!(s.upgrades["websockets"].outcome, "upgraded");
+}

@@ -121,7 +121,8 @@ pub struct State {
 /// last change.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct UpgradeRecord {
-    /// The reference its unit runs.
+    /// The reference its unit runs; after a rollback, the reference it was rolled back from (the
+    /// host is degraded while the plan still names that reference).
     pub reference: String,
     /// The image id it was last confirmed healthy on (after its start, or its upgrade's gate).
     pub image_id: String,

@@ -975,7 +975,11 @@ pub(crate) fn record_settled(
         if r.image_id != *id && r.outcome != "not restarted" {
             r.image_id = id.clone();
         }
-        r.reference = c.image.clone();
+        // A rolled back record keeps the reference it was rolled back from: the host is degraded
+        // (exit 3) while the plan still names it, and no longer once the reference changes.
+        if r.outcome != "rolled back" {
+            r.reference = c.image.clone();
+        }
     }
 }
 
