@@ -206,9 +206,39 @@ fn progress(name: &str, outcome: &str, took: Duration, message: Option<&str>) {
 pub(crate) struct Recorder<'a> {
     pub(crate) state: State,
     pub(crate) root: &'a Path,
+    /// When state.json was last written: records that change nothing on the host wait up to
+    /// [`Recorder::QUIET`] for the next write.
+    pub(crate) saved: Option<Instant>,
 }
 
-impl Recorder<'_> {
+impl<'a> Recorder<'a> {
+    pub(crate) fn new(state: State, root: &'a Path) -> Self {
+        Recorder {
+            state,
+            root,
+            saved: None,
+        }
+    }
+
+    /// How long an "unchanged" record may wait to be written. Every write of state.json is two
+    /// fsyncs; a converged host records ~130 unchanged steps, components and probes, and writing
+    /// each at once cost seconds of a no-op apply in the VM suite. What waits is only what the next
+    /// run finds again by looking (a kill -9 or power cut loses nothing it needs); anything that
+    /// changed the host, failed, or ran a task is written at once.
+    const QUIET: std::time::Duration = std::time::Duration::from_secs(1);
+
+    pub(crate) fn save(&mut self) -> Result<()> {
+        self.saved = Some(Instant::now());
+        self.state.save(self.root)
+    }
+
+    fn save_unless_quiet(&mut self, quiet: bool) -> Result<()> {
+        if quiet && self.saved.is_some_and(|t| t.elapsed() < Self::QUIET) {
+            return Ok(());
+        }
+        self.save()
+    }
+
     pub(crate) fn step(
         &mut self,
         name: &str,
@@ -224,7 +254,7 @@ impl Recorder<'_> {
             duration_ms: took.as_millis() as u64,
             message,
         });
-        self.state.save(self.root)
+        self.save_unless_quiet(outcome == "unchanged")
     }
     pub(crate) fn component(
         &mut self,
@@ -242,13 +272,14 @@ impl Recorder<'_> {
                 probe: None,
             },
         );
-        self.state.save(self.root)
+        self.save_unless_quiet(state == "active")
     }
     pub(crate) fn probe(&mut self, name: &str, probe: ProbeRecord) -> Result<()> {
+        let passed = probe.passed;
         if let Some(c) = self.state.components.get_mut(name) {
             c.probe = Some(probe);
         }
-        self.state.save(self.root)
+        self.save_unless_quiet(passed)
     }
 }
 
@@ -420,11 +451,8 @@ pub async fn prepare_on(
     if let Some(b) = &opts.image_bundle {
         anyhow::ensure!(b.is_file(), "image bundle {} does not exist", b.display());
     }
-    let mut rec = Recorder {
-        state: State::new(&opts.instance_id, &plan.host.role),
-        root,
-    };
-    rec.state.save(root)?;
+    let mut rec = Recorder::new(State::new(&opts.instance_id, &plan.host.role), root);
+    rec.save()?;
     for stage in stages(&plan.steps) {
         match stage {
             Stage::One(Step::Packages { by_family }) => {
@@ -442,7 +470,7 @@ pub async fn prepare_on(
         }
     }
     rec.state.conclude(&[]);
-    rec.state.save(root)?;
+    rec.save()?;
     Ok(rec.state)
 }
 
@@ -495,10 +523,7 @@ where
     }
     let previous = State::load(root).ok().flatten();
 
-    let mut rec = Recorder {
-        state: State::new(&opts.instance_id, &plan.host.role),
-        root,
-    };
+    let mut rec = Recorder::new(State::new(&opts.instance_id, &plan.host.role), root);
     for c in &plan.components {
         rec.state.components.insert(
             c.name.clone(),
@@ -526,7 +551,7 @@ where
     }
     let mut run = Run::new(day2, root);
     let mut groups_prepared = false;
-    rec.state.save(root)?;
+    rec.save()?;
     // Components a failed task keeps from starting: component → why.
     let mut blocked: BTreeMap<String, String> = BTreeMap::new();
     // Components kept as they were, whose probes wait until something needs them (see `Unprobed`).
@@ -778,7 +803,7 @@ where
     if (run.rolled_back || on_previous) && rec.state.status == super::state::Status::Done {
         rec.state.status = super::state::Status::Degraded;
     }
-    rec.state.save(root)?;
+    rec.save()?;
     Ok(rec.state)
 }
 
@@ -862,7 +887,7 @@ async fn task_step<P, I, S, R: Runtime>(
             blocked.entry(c.clone()).or_insert_with(|| why.clone());
         }
     }
-    rec.state.save(rec.root)
+    rec.save()
 }
 
 /// Read every unit's state once; later stages reuse it (decisions are about the host as it was).
@@ -1140,7 +1165,7 @@ async fn rollback_blocked_groups<P, I: ImageStore, S: ServiceManager, R: Runtime
             }
         }
     }
-    rec.state.save(rec.root)?;
+    rec.save()?;
     Ok(settled)
 }
 
@@ -1218,4 +1243,35 @@ fn task_would_run(task: &PlannedTask, rec: &Recorder<'_>, images: &ImagesResult)
         .image()
         .and_then(|i| images.after.get(i).cloned().flatten());
     super::tasks::decide_task(task, rec.state.tasks.get(&task.name), image_id.as_deref()).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unchanged_records_wait_for_the_next_write_what_changed_is_written_at_once() {
+        let root = tempfile::tempdir().unwrap();
+        let path = State::path(root.path());
+        let mut rec = Recorder::new(State::new("i-1", "aio"), root.path());
+        rec.step("file /etc/a", "unchanged", Instant::now(), None)
+            .unwrap();
+        assert!(path.is_file(), "the first record is written");
+        std::fs::remove_file(&path).unwrap();
+        rec.step("file /etc/b", "unchanged", Instant::now(), None)
+            .unwrap();
+        rec.component("redis", "redis.service", "active", None)
+            .unwrap();
+        assert!(!path.exists(), "unchanged records wait");
+        rec.step("file /etc/c", "changed", Instant::now(), None)
+            .unwrap();
+        let written = State::load(root.path()).unwrap().unwrap();
+        let names: Vec<&str> = written.steps.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["file /etc/a", "file /etc/b", "file /etc/c"]);
+        assert_eq!(written.components["redis"].state, "active");
+        std::fs::remove_file(&path).unwrap();
+        rec.component("nginx", "nginx.service", "failed", Some("x".into()))
+            .unwrap();
+        assert!(path.is_file(), "a failure is written at once");
+    }
 }

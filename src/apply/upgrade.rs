@@ -812,7 +812,7 @@ pub(crate) async fn rollback_group<P, I: ImageStore, S: ServiceManager, R: Runti
                     rec.probe(&c.name, p)?;
                 }
             }
-            rec.state.save(root)?;
+            rec.save()?;
             run.jstep(root, reference, JStep::RolledBack, Some(why.to_string()))?;
             rec.step(
                 &format!("upgrade {}", names.join(",")),
@@ -1009,7 +1009,7 @@ pub async fn rollback_on<P, I: ImageStore, S: ServiceManager, R: Runtime>(
             "{name} has no previous image recorded: nothing to roll back to"
         );
     }
-    let mut rec = Recorder { state, root };
+    let mut rec = Recorder::new(state, root);
     let mut run = Run::new(day2, root);
     let mut by_ref: BTreeMap<String, JGroup> = BTreeMap::new();
     for c in &plan.components {
@@ -1084,7 +1084,7 @@ pub async fn rollback_on<P, I: ImageStore, S: ServiceManager, R: Runtime>(
         rec.state.images.insert(r.clone(), id.clone());
     }
     rec.state.conclude(&plan.optional_components());
-    rec.state.save(root)?;
+    rec.save()?;
     Ok(rec.state)
 }
 
