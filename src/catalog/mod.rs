@@ -140,6 +140,9 @@ pub struct Catalog {
     /// Bootstrap tasks, placed between the units they need and the units that need them.
     #[serde(default)]
     pub tasks: Vec<tasks::Task>,
+    /// Where each service is reached, per layout (see [`wiring::addresses`]).
+    #[serde(default)]
+    pub addresses: BTreeMap<String, wiring::Address>,
     #[serde(default)]
     pub host_units: Vec<HostUnit>,
     #[serde(default)]

@@ -1,64 +1,54 @@
 //! Which address each service is reached at, per layout: omldeploytool's `set_fact` table
 //! (roles/prerequisitos/tasks/checks.yml), as one pure function of config and facts.
-use crate::config::{schema::KEYS, Config, ImageRef, Role, Settings, Value};
+use crate::config::{schema::KEYS, Config, ImageRef, Role, Value};
 use crate::facts::Facts;
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context as _, Result};
+use serde::Deserialize;
 use serde_json::json;
+use std::collections::BTreeMap;
 
 pub const CERTS_LOCATION: &str = "/etc/omnileads/certs";
 
-/// Service addresses for this host's layout.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Addresses {
-    pub postgres_host: String,
-    pub minio_host: String,
-    pub websockets_host: String,
-    pub kamailio_host: String,
-    pub redis_host: String,
-    pub dialer_host: String,
-    pub prometheus_host: String,
-    pub asterisk_host: String,
-    pub rtpengine_host: String,
-    pub fastagi_host: String,
-    pub nginx_host: String,
-    pub rabbitmq_host: String,
+/// Where one service is reached: a template per layout, and the config key that wins when set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Address {
+    pub aio: String,
+    pub cluster: String,
+    #[serde(default, rename = "override")]
+    pub override_key: Option<String>,
 }
 
-pub fn addresses(s: &Settings, omni_ip_lan: &str) -> Addresses {
-    let cluster = s.role != "aio";
-    let host = |v: &Option<String>| v.clone().unwrap_or_default();
-    let (data, voice, app) = (
-        host(&s.data_host),
-        host(&s.voice_host),
-        host(&s.application_host),
-    );
-    let pick = |aio: &str, cluster_value: &str| {
-        if cluster {
-            cluster_value.to_string()
-        } else {
-            aio.to_string()
-        }
-    };
-    Addresses {
-        postgres_host: s
-            .postgres_host
-            .clone()
-            .unwrap_or_else(|| pick("localhost", &data)),
-        minio_host: pick("http://localhost:9000", &format!("http://{data}:9000")),
-        websockets_host: "localhost".into(),
-        kamailio_host: pick("localhost", &app),
-        redis_host: pick("localhost", &data),
-        dialer_host: s.dialer_host.clone(),
-        prometheus_host: pick("localhost", &app),
-        asterisk_host: pick(omni_ip_lan, &voice),
-        rtpengine_host: s
-            .rtpengine_host
-            .clone()
-            .unwrap_or_else(|| pick(omni_ip_lan, &voice)),
-        fastagi_host: pick(omni_ip_lan, &app),
-        nginx_host: pick(omni_ip_lan, &app),
-        rabbitmq_host: pick("127.0.0.1", &data),
+/// Every service's address for this host's layout, from the catalog's `addresses:` table.
+pub fn addresses(
+    table: &BTreeMap<String, Address>,
+    cfg: &Config,
+    omni_ip_lan: &str,
+) -> Result<BTreeMap<String, String>> {
+    let mut ctx = config_context(cfg);
+    ctx.insert("omni_ip_lan", omni_ip_lan);
+    let cluster = cfg.role() != Role::Aio;
+    let mut out = BTreeMap::new();
+    for (name, a) in table {
+        let set = a
+            .override_key
+            .as_deref()
+            .and_then(|k| cfg.get(k))
+            .filter(|v| **v != Value::Text(String::new()));
+        let value = match set {
+            Some(v) => match v {
+                Value::Text(t) => t.clone(),
+                other => bail!("catalog addresses.{name}: override key holds {other:?}, not text"),
+            },
+            None => {
+                let template = if cluster { &a.cluster } else { &a.aio };
+                tera::Tera::one_off(template, &ctx, false)
+                    .with_context(|| format!("catalog addresses.{name}"))?
+            }
+        };
+        out.insert(name.clone(), value);
     }
+    Ok(out)
 }
 
 fn to_json(v: &Value) -> serde_json::Value {
@@ -93,7 +83,11 @@ pub fn config_context(cfg: &Config) -> tera::Context {
 
 /// The template context: every config key by its inventory name (unset optional keys are ""), then the
 /// resolved addresses and flags, which win over config keys of the same name.
-pub fn context(cfg: &Config, facts: &Facts) -> Result<tera::Context> {
+pub fn context(
+    cfg: &Config,
+    facts: &Facts,
+    table: &BTreeMap<String, Address>,
+) -> Result<tera::Context> {
     let Some(lan) = facts.private_ip else {
         bail!("cannot determine this host's private IP (omni_ip_lan): set omni_ip_lan or omni_nic in the config");
     };
@@ -106,7 +100,7 @@ pub fn context(cfg: &Config, facts: &Facts) -> Result<tera::Context> {
         .unwrap_or_else(|| lan.clone());
     let role = cfg.role();
     let mut ctx = config_context(cfg);
-    let a = addresses(&s, &lan);
+    let addresses = addresses(table, cfg, &lan)?;
     let s3_endpoint_public = if let Some(fqdn) = &s.fqdn {
         format!("https://{fqdn}")
     } else if facts.infra_env == "cloud" {
@@ -121,21 +115,9 @@ pub fn context(cfg: &Config, facts: &Facts) -> Result<tera::Context> {
         "omni_ip_lan": lan,
         "omni_ip_wan": wan,
         "nat_ip_addr": s.nat_ip_addr.clone().unwrap_or_default(),
-        "postgres_host": a.postgres_host,
         "postgres_out": s.postgres_host.is_some(),
-        "minio_host": a.minio_host,
         "bucket_out": s.bucket_url.is_some(),
-        "rtpengine_host": a.rtpengine_host,
         "rtpengine_out": s.rtpengine_host.is_some(),
-        "websockets_host": a.websockets_host,
-        "kamailio_host": a.kamailio_host,
-        "redis_host": a.redis_host,
-        "dialer_host": a.dialer_host,
-        "prometheus_host": a.prometheus_host,
-        "asterisk_host": a.asterisk_host,
-        "fastagi_host": a.fastagi_host,
-        "nginx_host": a.nginx_host,
-        "rabbitmq_host": a.rabbitmq_host,
         "certs_location": CERTS_LOCATION,
         "django_deploy_path": "/opt/omnileads/",
         "omnileads_release": s
@@ -152,5 +134,54 @@ pub fn context(cfg: &Config, facts: &Facts) -> Result<tera::Context> {
             ctx.insert(k, &v);
         }
     }
+    for (k, v) in addresses {
+        ctx.insert(k, &v);
+    }
     Ok(ctx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Sources;
+
+    fn addresses_for(sets: &[&str], role: &str) -> BTreeMap<String, String> {
+        let file = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/config/cluster.yaml"
+        ))
+        .unwrap();
+        let src = Sources {
+            file: Some(("cluster.yaml".into(), file)),
+            env: vec![],
+            sets: sets.iter().map(|s| s.to_string()).collect(),
+            role: Some(role.into()),
+        };
+        let cfg = Config::load_for_bake(&src).unwrap();
+        let units = crate::catalog::Units::embedded().unwrap();
+        addresses(&units.catalog.addresses, &cfg, "10.20.0.99").unwrap()
+    }
+
+    #[test]
+    fn omldeploytools_table_per_layout_and_the_operators_overrides() {
+        let voice = addresses_for(&[], "voice");
+        assert_eq!(voice["postgres_host"], "10.20.0.11");
+        assert_eq!(voice["minio_host"], "http://10.20.0.11:9000");
+        assert_eq!(voice["asterisk_host"], "10.20.0.12");
+        assert_eq!(voice["nginx_host"], "10.20.0.13");
+        assert_eq!(voice["rabbitmq_host"], "10.20.0.11");
+        assert_eq!(voice["websockets_host"], "localhost");
+        let aio = addresses_for(&[], "aio");
+        assert_eq!(aio["postgres_host"], "localhost");
+        assert_eq!(aio["minio_host"], "http://localhost:9000");
+        assert_eq!(aio["asterisk_host"], "10.20.0.99");
+        assert_eq!(aio["rabbitmq_host"], "127.0.0.1");
+        let external = addresses_for(
+            &["postgres_host=10.9.9.9", "rtpengine_host=10.9.9.8"],
+            "app",
+        );
+        assert_eq!(external["postgres_host"], "10.9.9.9");
+        assert_eq!(external["rtpengine_host"], "10.9.9.8");
+        assert_eq!(external["redis_host"], "10.20.0.11");
+    }
 }

@@ -84,7 +84,7 @@ pub fn build(
 ) -> Result<Plan> {
     let kept = secrets::fill(cfg, store);
     let settings = cfg.settings();
-    let ctx = wiring::context(cfg, facts)?;
+    let ctx = wiring::context(cfg, facts, &units.catalog.addresses)?;
     let probe = secrets::Probe::new(cfg);
     let comps = components_for(units, cfg, &ctx)?;
     let present: Vec<&str> = comps
