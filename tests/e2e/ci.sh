@@ -12,6 +12,8 @@
 #   apply_aio_killed_at_every_stage_... seven applies, six killed (tests/e2e_reliability.rs); the filter
 #                                       apply_aio would match it, so it is skipped by name;
 #                                       run it with tests/e2e/run.sh apply_aio_killed
+#   powercut_aio_first_boot_...         two boots of one aio guest (tests/e2e_powercut.rs); no default
+#                                       filter matches it; run it with tests/e2e/run.sh powercut
 # E2E_CI_TESTS=all runs everything (= tests/e2e/run.sh). At the end, the measured figures (E2E-FIGURE lines).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
