@@ -126,6 +126,22 @@ pub fn enable_offline(root: &Path) -> Result<Action> {
     Ok(action(format!("enable {FIRSTBOOT_UNIT}"), "changed"))
 }
 
+/// What `omlboot run` does before it provisions: the first-boot unit installed and enabled (by symlink, so
+/// systemd sees it at the next boot; fsynced), so a run cut short by a power loss or a reset goes on at the
+/// next boot. cloud-init would not do it: it writes a module's once-per-instance semaphore before running the
+/// module, so after a power cut in the middle of `runcmd` the same instance never runs it again. Once the run
+/// is done the unit stays, as on a baked image: later boots run `omlboot run`, which finds the instance
+/// provisioned. True when something was written.
+pub fn arm_firstboot_unit(root: &Path) -> Result<bool> {
+    let unit = install_firstboot_unit(root)?;
+    let enable = enable_offline(root)?;
+    let wants = root.join("etc/systemd/system/multi-user.target.wants");
+    std::fs::File::open(&wants)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("fsync of {}", wants.display()))?;
+    Ok(unit.outcome == "changed" || enable.outcome == "changed")
+}
+
 /// Everything after the packages and images: install this binary and the first-boot unit, enable it
 /// (over D-Bus on a live root; by symlink in an offline root, or when systemd is not reachable, as in
 /// a chroot), then, with `clean`, clean the image for cloning.

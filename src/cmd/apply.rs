@@ -83,6 +83,19 @@ pub(super) fn converge(inputs: &Inputs, only_once: bool, force: bool) -> Result<
     if only_once && !restore_pending && apply::state::already_provisioned(root, &instance)? {
         return Ok(Applied::AlreadyProvisioned { instance });
     }
+    if only_once {
+        // Before the first change: if this run is cut short, the next boot runs it again.
+        let unit = crate::bake::FIRSTBOOT_UNIT;
+        match crate::bake::arm_firstboot_unit(root) {
+            Ok(true) => eprintln!(
+                "omlboot: enabled {unit}: if this run is cut short (power loss, reset), the next boot runs it again"
+            ),
+            Ok(false) => {}
+            Err(e) => eprintln!(
+                "warning: could not enable {unit} ({e:#}): if this run is cut short, it will not go on by itself at the next boot"
+            ),
+        }
+    }
     let facts = rt.block_on(facts::gather(root, &cfg));
     super::require_private_ip(&facts)?;
     for w in &facts.warnings {

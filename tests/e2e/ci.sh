@@ -15,6 +15,8 @@
 #   upgrade_aio_rollback_drain_...      one aio guest, ~20 upgrades (tests/e2e_upgrade.rs); no default filter
 #                                       matches it, and it is skipped by name in case one does;
 #                                       run it with tests/e2e/run.sh upgrade
+#   powercut_aio_first_boot_...         two boots of one aio guest (tests/e2e_powercut.rs); no default
+#                                       filter matches it; run it with tests/e2e/run.sh powercut
 # E2E_CI_TESTS=all runs everything (= tests/e2e/run.sh). At the end, the measured figures (E2E-FIGURE lines).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -43,6 +43,9 @@ pub struct GuestSpec {
     pub root_disk: Option<PathBuf>,
     /// Payload disk to attach instead of the built one (see [`artifacts::empty_payload`]). Default None.
     pub payload_disk: Option<PathBuf>,
+    /// Boot the root disk through a qcow2 overlay in the lab's temp dir instead of `snapshot=on`, so what the
+    /// guest writes outlives QEMU and [`Guest::boot_again`] boots the same disk. Default false.
+    pub persistent_root: bool,
 }
 
 impl GuestSpec {
@@ -57,6 +60,7 @@ impl GuestSpec {
             instance_id: None,
             root_disk: None,
             payload_disk: None,
+            persistent_root: false,
         }
     }
     pub fn nics(mut self, nics: Vec<Nic>) -> Self {
@@ -86,6 +90,31 @@ impl GuestSpec {
         self.payload_disk = Some(path.to_path_buf());
         self
     }
+    /// Keeps what the guest writes to its root disk across boots (see [`GuestSpec::persistent_root`]).
+    pub fn persistent_root(mut self) -> Self {
+        self.persistent_root = true;
+        self
+    }
+}
+
+/// Creates `overlay`, a qcow2 whose backing file is `base` (opened read-only by QEMU, never written).
+pub fn create_overlay(base: &Path, overlay: &Path) -> Result<()> {
+    let base = std::fs::canonicalize(base).with_context(|| format!("{}", base.display()))?;
+    let out = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2", "-b"])
+        .arg(&base)
+        .args(["-F", disk_format(&base)])
+        .arg(overlay)
+        .output()
+        .context("run qemu-img (tests/e2e/setup-host.sh installs qemu-utils)")?;
+    if !out.status.success() {
+        bail!(
+            "qemu-img create {}: {}",
+            overlay.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
 }
 
 /// "qcow2" when the file starts with the qcow2 magic, else "raw".
@@ -113,11 +142,58 @@ pub struct Lab {
 /// A running guest. Dropping it kills QEMU.
 pub struct Guest {
     pub name: String,
+    /// The serial console of the current boot (earlier boots: see [`Guest::boot_again`]).
     pub serial_log: PathBuf,
     child: Mutex<Option<Child>>,
     qga: Mutex<qga::Qga>,
     started: Instant,
     cloud_init_done: Mutex<bool>,
+    launch: Launch,
+    /// Boots so far (1 after [`Lab::boot`]).
+    boots: u32,
+}
+
+/// How a guest's QEMU was started, kept to start it again with the same disks and sockets.
+struct Launch {
+    /// Arguments of `setpriv` (which execs QEMU, so the child's pid is QEMU's).
+    args: Vec<std::ffi::OsString>,
+    /// The guest's directory in the lab's temp dir (seed, overlays, sockets, QEMU's output).
+    dir: PathBuf,
+    qga_sock: PathBuf,
+    /// Unix sockets QEMU binds (the private network's `local.path`), removed before a new start.
+    bound_sockets: Vec<PathBuf>,
+}
+
+impl Launch {
+    /// Starts QEMU and waits for its guest-agent socket.
+    fn spawn(&self, name: &str) -> Result<Child> {
+        for p in self.bound_sockets.iter().chain([&self.qga_sock]) {
+            let _ = std::fs::remove_file(p);
+        }
+        let child = Command::new("setpriv")
+            .args(&self.args)
+            .env("TMPDIR", &self.dir) // snapshot=on overlays
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(std::fs::File::create(
+                self.dir.join("qemu.out"),
+            )?))
+            .stderr(Stdio::from(std::fs::File::create(
+                self.dir.join("qemu.err"),
+            )?))
+            .spawn()
+            .context("start qemu-system-x86_64 (tests/e2e/setup-host.sh installs it)")?;
+        // The QGA socket appears once QEMU is up.
+        let t = Instant::now();
+        while !self.qga_sock.exists() && t.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let mut child = child;
+        if let Ok(Some(code)) = child.try_wait() {
+            let err = std::fs::read_to_string(self.dir.join("qemu.err")).unwrap_or_default();
+            bail!("qemu for {name:?} exited at once ({code}): {err}");
+        }
+        Ok(child)
+    }
 }
 
 /// What cloud-init said once it finished without errors.
@@ -229,6 +305,7 @@ impl Lab {
             let mut macs = vec![];
             let mut names = vec![];
             let mut netargs: Vec<String> = vec![];
+            let mut bound_sockets: Vec<PathBuf> = vec![];
             for (ni, nic) in spec.nics.iter().enumerate() {
                 let mac = format!("52:54:00:e2:{:02x}:{:02x}", gi, ni);
                 let slot = 3 + ni;
@@ -241,6 +318,7 @@ impl Lab {
                     Nic::Private { .. } => {
                         let pi = private.iter().position(|&x| x == gi).unwrap();
                         let port = &ports[pi];
+                        bound_sockets.push(port.guest_sock.clone());
                         netargs.push("-netdev".into());
                         netargs.push(format!(
                             "dgram,id=n{ni},local.type=unix,local.path={},remote.type=unix,remote.path={}",
@@ -270,54 +348,61 @@ impl Lab {
             let serial = logs.join(format!("{}.serial.log", spec.name));
             let _ = std::fs::remove_file(&serial);
             let qga_sock = gdir.join("qga.sock");
-            let mut cmd = Command::new("setpriv");
+            let root = spec.root_disk.as_deref().unwrap_or(&a.root_img);
+            let root_drive = if spec.persistent_root {
+                // Writes go to the overlay and stay there: a power cut loses only what the guest had not
+                // flushed (QEMU's default cache=writeback honours the guest's flushes).
+                let overlay = gdir.join("root.qcow2");
+                create_overlay(root, &overlay)?;
+                format!("file={},if=virtio,format=qcow2", overlay.display())
+            } else {
+                format!(
+                    "file={},if=virtio,format={},snapshot=on",
+                    root.display(),
+                    disk_format(root)
+                )
+            };
+            let mut args: Vec<std::ffi::OsString> = vec![];
+            let mut arg = |a: &dyn AsRef<std::ffi::OsStr>| args.push(a.as_ref().to_owned());
             // QEMU gets SIGKILL when the thread that started it ends (test over, panic, or the process killed).
-            cmd.args(["--pdeathsig", "KILL", "--", "qemu-system-x86_64"])
-                .args([
-                    "-machine",
-                    "q35",
-                    "-accel",
-                    "tcg,thread=multi",
-                    "-cpu",
-                    "max",
-                ])
-                .args([
-                    "-m",
-                    &spec.mem_mb.to_string(),
-                    "-smp",
-                    &spec.cpus.to_string(),
-                ])
-                .args([
-                    "-nodefaults",
-                    "-no-user-config",
-                    "-display",
-                    "none",
-                    "-no-reboot",
-                ])
-                .arg("-kernel")
-                .arg(&a.kernel)
-                .arg("-initrd")
-                .arg(&a.initrd)
-                .args([
-                    "-append",
-                    "root=/dev/vda rw console=ttyS0,115200 panic=-1 net.ifnames=1",
-                ])
-                .arg("-drive")
-                .arg({
-                    let root = spec.root_disk.as_deref().unwrap_or(&a.root_img);
-                    format!(
-                        "file={},if=virtio,format={},snapshot=on",
-                        root.display(),
-                        disk_format(root)
-                    )
-                })
-                .arg("-drive")
-                .arg(format!(
-                    "file={},if=virtio,format=raw,readonly=on",
-                    iso.display()
-                ));
+            for a in ["--pdeathsig", "KILL", "--", "qemu-system-x86_64"] {
+                arg(&a);
+            }
+            for a in [
+                "-machine",
+                "q35",
+                "-accel",
+                "tcg,thread=multi",
+                "-cpu",
+                "max",
+                "-m",
+                &spec.mem_mb.to_string(),
+                "-smp",
+                &spec.cpus.to_string(),
+                "-nodefaults",
+                "-no-user-config",
+                "-display",
+                "none",
+                "-no-reboot",
+            ] {
+                arg(&a);
+            }
+            arg(&"-kernel");
+            arg(&a.kernel);
+            arg(&"-initrd");
+            arg(&a.initrd);
+            arg(&"-append");
+            arg(&"root=/dev/vda rw console=ttyS0,115200 panic=-1 net.ifnames=1");
+            arg(&"-drive");
+            arg(&root_drive);
+            arg(&"-drive");
+            arg(&format!(
+                "file={},if=virtio,format=raw,readonly=on",
+                iso.display()
+            ));
             if spec.payload {
-                cmd.arg("-drive").arg(format!(
+                arg(&"-drive");
+                arg(&format!(
                     "file={},if=virtio,format=raw,snapshot=on",
                     spec.payload_disk
                         .as_deref()
@@ -325,40 +410,44 @@ impl Lab {
                         .display()
                 ));
             }
-            cmd.arg("-serial")
-                .arg(format!("file:{}", serial.display()))
-                .arg("-chardev")
-                .arg(format!(
-                    "socket,id=qga0,path={},server=on,wait=off",
-                    qga_sock.display()
-                ))
-                .args([
-                    "-device",
-                    "virtio-serial-pci",
-                    "-device",
-                    "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
-                ])
-                .args(&netargs)
-                .env("TMPDIR", &gdir) // snapshot=on overlays
-                .stdin(Stdio::null())
-                .stdout(Stdio::from(std::fs::File::create(gdir.join("qemu.out"))?))
-                .stderr(Stdio::from(std::fs::File::create(gdir.join("qemu.err"))?));
-            let child = cmd
-                .spawn()
-                .context("start qemu-system-x86_64 (tests/e2e/setup-host.sh installs it)")?;
+            arg(&"-serial");
+            arg(&format!("file:{}", serial.display()));
+            arg(&"-chardev");
+            arg(&format!(
+                "socket,id=qga0,path={},server=on,wait=off",
+                qga_sock.display()
+            ));
+            for a in [
+                "-device",
+                "virtio-serial-pci",
+                "-device",
+                "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
+            ] {
+                arg(&a);
+            }
+            for a in &netargs {
+                arg(a);
+            }
+            let launch = Launch {
+                args,
+                dir: gdir.clone(),
+                qga_sock: qga_sock.clone(),
+                bound_sockets,
+            };
+            let child = launch.spawn(&spec.name)?;
             eprintln!(
-                "e2e: booting guest {:?} (pid {}, {} vCPU, {} MiB, serial {})",
+                "e2e: booting guest {:?} (pid {}, {} vCPU, {} MiB, serial {}{})",
                 spec.name,
                 child.id(),
                 spec.cpus,
                 spec.mem_mb,
-                serial.display()
+                serial.display(),
+                if spec.persistent_root {
+                    ", root disk kept across boots"
+                } else {
+                    ""
+                }
             );
-            // The QGA socket appears once QEMU is up.
-            let t = Instant::now();
-            while !qga_sock.exists() && t.elapsed() < Duration::from_secs(20) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
             let g = Guest {
                 name: spec.name.clone(),
                 serial_log: serial,
@@ -366,11 +455,9 @@ impl Lab {
                 qga: Mutex::new(qga::Qga::new(&qga_sock)),
                 started: Instant::now(),
                 cloud_init_done: Mutex::new(false),
+                launch,
+                boots: 1,
             };
-            if let Some(code) = g.exited() {
-                let err = std::fs::read_to_string(gdir.join("qemu.err")).unwrap_or_default();
-                bail!("qemu for {:?} exited at once ({code}): {err}", spec.name);
-            }
             guests.push(g);
         }
         Ok(Lab {
@@ -792,12 +879,72 @@ impl Guest {
             .stdout)
     }
 
-    /// Stops the guest now (SIGKILL; every disk is a throw-away snapshot).
+    /// Stops the guest now (SIGKILL to QEMU). Disks are throw-away snapshots, except a
+    /// [`GuestSpec::persistent_root`] overlay, which keeps what the guest had written (see [`Guest::power_cut`]).
     pub fn kill(&self) {
         if let Some(mut c) = self.child.lock().unwrap().take() {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// A power cut: SIGKILL to QEMU while the guest runs, no shutdown, nothing flushed on the guest's
+    /// behalf (what it had not written to its virtual disk is lost; what it had is in the host's page
+    /// cache and in the overlay). Returns QEMU's exit status; an error when QEMU was not running.
+    pub fn power_cut(&self) -> Result<String> {
+        let mut c = self.child.lock().unwrap();
+        let child = c
+            .as_mut()
+            .ok_or_else(|| anyhow!("guest {:?}: no QEMU to cut", self.name))?;
+        if let Ok(Some(st)) = child.try_wait() {
+            bail!(
+                "guest {:?}: QEMU had already exited ({st}) before the power cut",
+                self.name
+            );
+        }
+        child.kill().context("SIGKILL to QEMU")?;
+        let st = child.wait().context("wait for QEMU")?;
+        *c = None;
+        eprintln!(
+            "e2e: guest {:?}: power cut after {:.0}s (QEMU {st})",
+            self.name,
+            self.started.elapsed().as_secs_f64()
+        );
+        Ok(st.to_string())
+    }
+
+    /// Boots the guest again, after [`Guest::kill`] or [`Guest::power_cut`], with the same disks: the same
+    /// root (only a [`GuestSpec::persistent_root`] keeps what the last boot wrote), the same seed ISO (same
+    /// instance-id, so cloud-init sees the same instance), the same payload disk. The last boot's serial log
+    /// is kept as `<name>.boot<N>.serial.log`; [`Guest::serial_log`] is the new boot's. Then wait for the agent
+    /// ([`Guest::wait_agent`]).
+    pub fn boot_again(&mut self) -> Result<()> {
+        self.kill();
+        let kept = self
+            .serial_log
+            .with_file_name(format!("{}.boot{}.serial.log", self.name, self.boots));
+        std::fs::rename(&self.serial_log, &kept)
+            .with_context(|| format!("keep {}", self.serial_log.display()))?;
+        let child = self.launch.spawn(&self.name)?;
+        self.boots += 1;
+        eprintln!(
+            "e2e: booting guest {:?} again, boot {} (pid {}; boot {} serial log: {})",
+            self.name,
+            self.boots,
+            child.id(),
+            self.boots - 1,
+            kept.display()
+        );
+        *self.child.get_mut().unwrap() = Some(child);
+        *self.qga.get_mut().unwrap() = qga::Qga::new(&self.launch.qga_sock);
+        *self.cloud_init_done.get_mut().unwrap() = false;
+        self.started = Instant::now();
+        Ok(())
+    }
+
+    /// Boots so far: 1, then one more per [`Guest::boot_again`].
+    pub fn boots(&self) -> u32 {
+        self.boots
     }
 }
 
