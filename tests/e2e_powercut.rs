@@ -271,6 +271,17 @@ fn powercut_aio_first_boot_resumes_and_completes_on_the_next_boot() {
         started > cut_state["started_unix"].as_u64().unwrap(),
         "not the interrupted run's record"
     );
+    // State says what the interrupted run did (what it had written durably before the cut).
+    let interrupted = &state["interrupted"];
+    assert_eq!(
+        interrupted["started_unix"], cut_state["started_unix"],
+        "{interrupted:#}"
+    );
+    assert!(
+        interrupted["steps"].as_u64().unwrap_or(0) >= 1,
+        "{interrupted:#}"
+    );
+    eprintln!("E2E-FIGURE powercut second boot: state.json interrupted = {interrupted}");
     let again = g.exec("omlboot run").unwrap();
     assert!(
         again.ok() && again.stderr.contains("already provisioned"),

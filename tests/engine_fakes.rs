@@ -270,3 +270,27 @@ fn stages_group_consecutive_image_and_start_steps() {
     assert_eq!(units.iter().sum::<usize>(), start_units(&plan).len());
     assert_eq!(units.len(), 2, "{units:?}");
 }
+
+#[test]
+fn a_run_after_a_killed_one_keeps_what_the_killed_run_did() {
+    let plan = plan();
+    let root = tempfile::tempdir().unwrap();
+    let (host, _calls) = host(&plan, &[], &[]);
+    let done = apply(&plan, root.path(), &host);
+    assert_eq!(done.interrupted, None);
+    // As a kill -9 or a power cut leaves it: still running, part of the steps recorded.
+    let mut killed = done.clone();
+    killed.status = Status::Running;
+    killed.steps.truncate(7);
+    killed.finished_unix = None;
+    killed.save(root.path()).unwrap();
+    let s = apply(&plan, root.path(), &host);
+    assert_eq!(s.status, Status::Done, "{:?}", s.errors);
+    let i = s.interrupted.expect("the killed run is summarised");
+    assert_eq!(i.steps, 7);
+    assert_eq!(i.last_step.as_deref(), Some(killed.steps[6].name.as_str()));
+    assert_eq!(i.started_unix, killed.started_unix);
+    assert_eq!(i.components, plan.components.len());
+    // A finished run is not an interrupted one.
+    assert_eq!(apply(&plan, root.path(), &host).interrupted, None);
+}

@@ -537,6 +537,8 @@ where
     }
     // Task records outlive the run that wrote them: they say whether a task runs again.
     if let Some(p) = &previous {
+        // This run holds the lock, so a state that still says running belongs to a dead run.
+        rec.state.interrupted = super::state::Interrupted::of(p);
         for t in plan.tasks() {
             if let Some(r) = p.tasks.get(&t.name) {
                 rec.state.tasks.insert(t.name.clone(), r.clone());

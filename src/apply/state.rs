@@ -115,6 +115,40 @@ pub struct State {
     /// image change (or voice restart) went. Carried from run to run.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub upgrades: BTreeMap<String, UpgradeRecord>,
+    /// What the run before this one did when it was killed or lost power (its state.json still said
+    /// running when this run took the lock): kept, since this run's records replace its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<Interrupted>,
+}
+
+/// A summary of a run that never finished.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interrupted {
+    pub started_unix: u64,
+    /// Steps it had recorded, and the last of them.
+    pub steps: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_step: Option<String>,
+    /// Components it had seen active, of all it manages.
+    pub components_active: usize,
+    pub components: usize,
+}
+
+impl Interrupted {
+    /// The summary of `previous` when it is a run that never finished, else None.
+    pub fn of(previous: &State) -> Option<Interrupted> {
+        (previous.status == Status::Running).then(|| Interrupted {
+            started_unix: previous.started_unix,
+            steps: previous.steps.len(),
+            last_step: previous.steps.last().map(|s| s.name.clone()),
+            components_active: previous
+                .components
+                .values()
+                .filter(|c| c.state == "active")
+                .count(),
+            components: previous.components.len(),
+        })
+    }
 }
 
 /// A component's images: what it runs (confirmed healthy), what it ran before, and the outcome of the
@@ -171,6 +205,7 @@ impl State {
             tasks: BTreeMap::new(),
             notices: Vec::new(),
             upgrades: BTreeMap::new(),
+            interrupted: None,
         }
     }
 

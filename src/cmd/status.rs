@@ -143,6 +143,16 @@ pub(super) fn state_table(s: &State) -> String {
         }
     }
     out.push_str(&crate::apply::upgrade::status_lines(s));
+    if let Some(i) = &s.interrupted {
+        out.push_str(&format!(
+            "previous run: interrupted (started at {}, {} steps recorded, last: {}; {}/{} components active)\n",
+            i.started_unix,
+            i.steps,
+            i.last_step.as_deref().unwrap_or("none"),
+            i.components_active,
+            i.components
+        ));
+    }
     for n in &s.notices {
         out.push_str(&format!("notice: {n}\n"));
     }
