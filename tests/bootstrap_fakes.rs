@@ -98,7 +98,7 @@ fn tasks_run_after_what_they_need_is_healthy_and_before_what_needs_them() {
     assert!(index(&all, "start postgresql.service") < migrations);
     let pg_probe = all
         .iter()
-        .position(|c| c.starts_with("probe exec pg_isready"))
+        .position(|c| c.starts_with("probe postgres "))
         .unwrap();
     assert!(pg_probe < migrations, "{all:?}");
     let minio_probe = all
@@ -267,7 +267,7 @@ fn a_probe_that_never_passes_fails_the_host_and_blocks_the_tasks_that_need_it() 
         .failing_probes
         .lock()
         .unwrap()
-        .insert("pg_isready".into());
+        .insert("postgres omnileads@".into());
     let s = apply(&plan, root.path(), &host);
     assert_eq!(s.status, Status::Failed);
     let p = s.components["postgresql"].probe.as_ref().unwrap();

@@ -175,6 +175,13 @@ impl Runtime for Live {
                     Err(e) => Err(format!("{url}: {}", error_chain(&e))),
                 }
             }
+            Probe::Postgres {
+                address,
+                user,
+                database,
+                ..
+            } => postgres_ready(address, user, database).await,
+            Probe::Redis { address, .. } => redis_ready(address).await,
             Probe::Exec {
                 container, command, ..
             } => {
@@ -332,4 +339,107 @@ mod tests {
             .unwrap_err();
         assert!(err.contains(&closed.to_string()), "{err}");
     }
+}
+
+/// `pg_isready`'s question, asked over the wire: a protocol 3.0 startup packet, then the server's
+/// first answer. An authentication request, or any error but 57P03 (starting up, shutting down,
+/// in recovery), means it accepts connections; the connection is closed before authenticating.
+pub async fn postgres_ready(address: &str, user: &str, database: &str) -> Result<String, String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let talk = async {
+        let mut s = tokio::net::TcpStream::connect(address)
+            .await
+            .map_err(|e| format!("{address}: {e}"))?;
+        let mut body = Vec::new();
+        body.extend_from_slice(&196_608u32.to_be_bytes());
+        for (k, v) in [("user", user), ("database", database)] {
+            body.extend_from_slice(k.as_bytes());
+            body.push(0);
+            body.extend_from_slice(v.as_bytes());
+            body.push(0);
+        }
+        body.push(0);
+        let mut packet = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+        packet.extend_from_slice(&body);
+        s.write_all(&packet)
+            .await
+            .map_err(|e| format!("{address}: {e}"))?;
+        let mut head = [0u8; 5];
+        s.read_exact(&mut head)
+            .await
+            .map_err(|e| format!("{address}: no answer to the startup packet: {e}"))?;
+        if head[0] != b'R' && head[0] != b'E' {
+            return Err(format!(
+                "{address}: not a PostgreSQL answer (message type {:?})",
+                head[0] as char
+            ));
+        }
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        let mut rest = vec![0u8; len.saturating_sub(4).min(8192)];
+        s.read_exact(&mut rest)
+            .await
+            .map_err(|e| format!("{address}: truncated answer: {e}"))?;
+        match head[0] {
+            b'R' => Ok(format!("{address} accepts connections")),
+            b'E' => {
+                let fields = error_fields(&rest);
+                let code = fields.get(&b'C').map(String::as_str).unwrap_or("");
+                let message = fields.get(&b'M').map(String::as_str).unwrap_or("");
+                if code == "57P03" {
+                    Err(format!("{address}: {message} ({code})"))
+                } else {
+                    Ok(format!("{address} accepts connections ({code} {message})"))
+                }
+            }
+            _ => unreachable!("checked above"),
+        }
+    };
+    tokio::time::timeout(PROBE_ATTEMPT, talk)
+        .await
+        .unwrap_or_else(|_| Err(format!("{address}: no answer within 5s")))
+}
+
+/// An ErrorResponse body: (field type, value) pairs, each value NUL-terminated.
+fn error_fields(body: &[u8]) -> std::collections::BTreeMap<u8, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut rest = body;
+    while let Some((&kind, tail)) = rest.split_first() {
+        if kind == 0 {
+            break;
+        }
+        let end = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
+        out.insert(kind, String::from_utf8_lossy(&tail[..end]).into_owned());
+        rest = tail.get(end + 1..).unwrap_or_default();
+    }
+    out
+}
+
+/// `redis-cli ping`, over the wire: PONG, or a request for a password, means it serves; LOADING
+/// (reading its dataset) or anything else does not.
+pub async fn redis_ready(address: &str) -> Result<String, String> {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    let talk = async {
+        let mut s = tokio::net::TcpStream::connect(address)
+            .await
+            .map_err(|e| format!("{address}: {e}"))?;
+        s.write_all(b"*1\r\n$4\r\nPING\r\n")
+            .await
+            .map_err(|e| format!("{address}: {e}"))?;
+        let mut line = String::new();
+        tokio::io::BufReader::new(&mut s)
+            .read_line(&mut line)
+            .await
+            .map_err(|e| format!("{address}: {e}"))?;
+        let line = line.trim_end();
+        if line == "+PONG" || line.starts_with("-NOAUTH") {
+            Ok(format!("{address} answered {line}"))
+        } else if line.is_empty() {
+            Err(format!("{address}: closed without an answer to PING"))
+        } else {
+            Err(format!("{address} answered {line}"))
+        }
+    };
+    tokio::time::timeout(PROBE_ATTEMPT, talk)
+        .await
+        .unwrap_or_else(|_| Err(format!("{address}: no answer within 5s")))
 }

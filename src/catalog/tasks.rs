@@ -101,7 +101,7 @@ fn default_retry_delay() -> u64 {
     10
 }
 
-/// How to tell that a component works. Exactly one of `tcp`, `http` or `exec`.
+/// How to tell that a component works. Exactly one of `tcp`, `http`, `postgres`, `redis` or `exec`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeSpec {
@@ -114,6 +114,18 @@ pub struct ProbeSpec {
     /// The HTTP status that means healthy (nginx: 302, the login redirect).
     #[serde(default)]
     pub status: Option<u16>,
+    /// `HOST:PORT` of a PostgreSQL server: healthy when it accepts connections, as `pg_isready`
+    /// decides (a startup packet for `user`/`database`; any answer but "starting up" or "shutting
+    /// down"), spoken from omlboot itself: a `podman exec` costs seconds on a small host.
+    #[serde(default)]
+    pub postgres: Option<String>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub database: Option<String>,
+    /// `HOST:PORT` of a Redis server: healthy when PING answers PONG (or asks for a password).
+    #[serde(default)]
+    pub redis: Option<String>,
     /// A command run inside the component's container (`podman exec`); exit 0 means healthy.
     #[serde(default)]
     pub exec: Option<Vec<String>>,
@@ -128,10 +140,20 @@ fn default_probe_deadline() -> u64 {
 
 impl ProbeSpec {
     pub fn check(&self) -> Result<(), String> {
-        let kinds =
-            self.tcp.is_some() as u8 + self.http.is_some() as u8 + self.exec.is_some() as u8;
+        let kinds = self.tcp.is_some() as u8
+            + self.http.is_some() as u8
+            + self.postgres.is_some() as u8
+            + self.redis.is_some() as u8
+            + self.exec.is_some() as u8;
         if kinds != 1 {
-            return Err("a probe needs exactly one of tcp, http or exec".into());
+            return Err("a probe needs exactly one of tcp, http, postgres, redis or exec".into());
+        }
+        if self.postgres.is_some() != (self.user.is_some() && self.database.is_some())
+            || self.user.is_some() != self.database.is_some()
+        {
+            return Err(
+                "a postgres probe needs `user` and `database`, and only it has them".into(),
+            );
         }
         if self.http.is_some() != self.status.is_some() {
             return Err("an http probe needs `status`, and only http probes have one".into());

@@ -383,6 +383,19 @@ fn probe_for(
             status: p.status.unwrap_or(200),
             deadline_s,
         }
+    } else if let Some(address) = &p.postgres {
+        let field = |v: &Option<String>| units.render_str(v.as_deref().unwrap_or_default(), ctx);
+        Probe::Postgres {
+            address: units.render_str(address, ctx)?,
+            user: field(&p.user)?,
+            database: field(&p.database)?,
+            deadline_s,
+        }
+    } else if let Some(address) = &p.redis {
+        Probe::Redis {
+            address: units.render_str(address, ctx)?,
+            deadline_s,
+        }
     } else {
         let command = p
             .exec

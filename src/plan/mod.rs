@@ -54,6 +54,16 @@ pub enum Probe {
         status: u16,
         deadline_s: u64,
     },
+    Postgres {
+        address: String,
+        user: String,
+        database: String,
+        deadline_s: u64,
+    },
+    Redis {
+        address: String,
+        deadline_s: u64,
+    },
     Exec {
         container: String,
         command: Vec<String>,
@@ -66,6 +76,8 @@ impl Probe {
         let s = match self {
             Probe::Tcp { deadline_s, .. }
             | Probe::Http { deadline_s, .. }
+            | Probe::Postgres { deadline_s, .. }
+            | Probe::Redis { deadline_s, .. }
             | Probe::Exec { deadline_s, .. } => *deadline_s,
         };
         std::time::Duration::from_secs(s)
@@ -75,6 +87,13 @@ impl Probe {
         match self {
             Probe::Tcp { address, .. } => format!("tcp {address}"),
             Probe::Http { url, status, .. } => format!("http {url} → {status}"),
+            Probe::Postgres {
+                address,
+                user,
+                database,
+                ..
+            } => format!("postgres {user}@{address}/{database}"),
+            Probe::Redis { address, .. } => format!("redis {address} PING"),
             Probe::Exec { command, .. } => format!("exec {}", command.join(" ")),
         }
     }
