@@ -311,36 +311,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     msg
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_tcp_probe_passes_on_the_first_address_that_answers() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let open = listener.local_addr().unwrap();
-        // A port nothing listens on: bind one, note it, close it.
-        let closed = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
-        let probe = |address: String| Probe::Tcp {
-            address,
-            deadline_s: 1,
-        };
-        let ok = Live
-            .probe_once(&probe(format!("{closed} {open}")))
-            .await
-            .unwrap();
-        assert_eq!(ok, format!("connected to {open}"));
-        let err = Live
-            .probe_once(&probe(format!("{closed}")))
-            .await
-            .unwrap_err();
-        assert!(err.contains(&closed.to_string()), "{err}");
-    }
-}
-
 /// `pg_isready`'s question, asked over the wire: a protocol 3.0 startup packet, then the server's
 /// first answer. An authentication request, or any error but 57P03 (starting up, shutting down,
 /// in recovery), means it accepts connections; the connection is closed before authenticating.
@@ -442,4 +412,34 @@ pub async fn redis_ready(address: &str) -> Result<String, String> {
     tokio::time::timeout(PROBE_ATTEMPT, talk)
         .await
         .unwrap_or_else(|_| Err(format!("{address}: no answer within 5s")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_tcp_probe_passes_on_the_first_address_that_answers() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let open = listener.local_addr().unwrap();
+        // A port nothing listens on: bind one, note it, close it.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let probe = |address: String| Probe::Tcp {
+            address,
+            deadline_s: 1,
+        };
+        let ok = Live
+            .probe_once(&probe(format!("{closed} {open}")))
+            .await
+            .unwrap();
+        assert_eq!(ok, format!("connected to {open}"));
+        let err = Live
+            .probe_once(&probe(format!("{closed}")))
+            .await
+            .unwrap_err();
+        assert!(err.contains(&closed.to_string()), "{err}");
+    }
 }
