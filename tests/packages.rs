@@ -274,3 +274,24 @@ async fn lock_wait_helper() {
         .unwrap_err();
     assert!(err.to_string().contains(path), "{err}");
 }
+
+#[tokio::test]
+async fn one_query_tells_installed_from_removed_and_unknown() {
+    let _turn = SERIAL.lock().await;
+    // `hello` purged: dpkg may still list it as not-installed; an unknown name makes dpkg-query exit 1.
+    purge(&["hello"]);
+    let asked = names(&[
+        "coreutils",
+        "dpkg/stable",
+        "hello",
+        "no-such-package-omlboot",
+    ]);
+    let got = packages::installed(Family::Apt, &asked).await.unwrap();
+    assert_eq!(
+        got.into_iter().collect::<Vec<_>>(),
+        names(&["coreutils", "dpkg/stable"])
+    );
+    assert!(packages::installed(Family::Apt, &names(&["-o=x"]))
+        .await
+        .is_err());
+}

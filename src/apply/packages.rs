@@ -125,8 +125,9 @@ pub async fn ensure(
     }
     let mut outcome = PackagesOutcome::default();
     let mut missing = Vec::new();
+    let present = installed(family, &unique).await?;
     for n in unique {
-        if is_installed(family, &n).await? {
+        if present.contains(&n) {
             outcome.already.push(n);
         } else {
             missing.push(n);
@@ -169,6 +170,66 @@ fn check_name(name: &str) -> Result<(), PackageError> {
     } else {
         Err(PackageError::InvalidName(name.to_string()))
     }
+}
+
+/// Which of `names` are installed, in one `dpkg-query` for apt (one per name cost a converged host
+/// a second under emulation); dnf asks rpm per name, all at once.
+pub async fn installed(
+    family: Family,
+    names: &[String],
+) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    let mut out = std::collections::BTreeSet::new();
+    match family {
+        Family::Apt => {
+            if names.is_empty() {
+                return Ok(out);
+            }
+            let bare = |n: &str| n.split(['=', '/']).next().unwrap_or(n).to_string();
+            for n in names {
+                check_name(n)?;
+            }
+            let run = quiet_command("dpkg-query")
+                .args(["-W", "-f", "${Package}\t${Status}\n", "--"])
+                .args(names.iter().map(|n| bare(n)))
+                .output()
+                .await
+                .context("running dpkg-query")?;
+            // Exit 1: some name is unknown to dpkg (it says so on stderr); the others are listed.
+            if !matches!(run.status.code(), Some(0 | 1)) {
+                anyhow::bail!(
+                    "dpkg-query -W failed: {}",
+                    String::from_utf8_lossy(&run.stderr).trim()
+                );
+            }
+            let stdout = String::from_utf8_lossy(&run.stdout);
+            // One line per installed architecture; any fully installed one counts.
+            let ok: std::collections::BTreeSet<&str> = stdout
+                .lines()
+                .filter_map(|l| l.split_once('\t'))
+                .filter(|(_, status)| status.split_whitespace().last() == Some("installed"))
+                .map(|(package, _)| package.split(':').next().unwrap_or(package))
+                .collect();
+            out.extend(
+                names
+                    .iter()
+                    .filter(|n| ok.contains(bare(n).as_str()))
+                    .cloned(),
+            );
+        }
+        Family::Dnf => {
+            let mut asking = tokio::task::JoinSet::new();
+            for n in names.iter().cloned() {
+                asking.spawn(async move { (is_installed(family, &n).await, n) });
+            }
+            while let Some(joined) = asking.join_next().await {
+                let (answer, n) = joined.context("an rpm query panicked")?;
+                if answer? {
+                    out.insert(n);
+                }
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Is `name` installed? apt: dpkg's status says "installed" (not config-files, half-installed…);
