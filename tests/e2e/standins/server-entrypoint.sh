@@ -5,7 +5,8 @@
 # entrypoint would start it. nginx proxies / to uwsgi (DJANGO_HOSTNAME:WSGI_PORT) and serves /static/ from the
 # django_static volume, so its 302 on / proves the app behind it answers.
 set -eu
-/usr/local/bin/standin --check "$@"
+# On stderr: a client run (`podman run IMAGE pg_dump ...`) writes its data to stdout, as with the real image.
+/usr/local/bin/standin --check "$@" >&2
 tag="e2e-standin[${E2E_STANDIN_COMPONENT}]"
 
 case "${E2E_STANDIN_COMPONENT}" in
