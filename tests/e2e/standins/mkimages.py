@@ -44,6 +44,18 @@ def with_tag(ref, tag):
     return ref.rsplit(":", 1)[0] + ":" + tag
 
 
+def pg_bin_from(rootfs_tar):
+    """/usr/lib/postgresql/<newest>/bin in the servers rootfs: on the postgres image's PATH, as in the official image
+    (so `podman exec <ctr> pg_restore` finds every client tool)."""
+    found = set()
+    with tarfile.open(rootfs_tar) as t:
+        for m in t:
+            parts = m.name.lstrip("./").split("/")
+            if len(parts) >= 4 and parts[:3] == ["usr", "lib", "postgresql"] and parts[3].isdigit():
+                found.add(int(parts[3]))
+    return f"/usr/lib/postgresql/{max(found)}/bin" if found else None
+
+
 def busybox_from(rootfs_tar):
     with tarfile.open(rootfs_tar) as t:
         for m in t:
@@ -202,6 +214,7 @@ def main():
         st.symlink(s, "/usr/local/bin/standin")
     standin = blobs.put_layer_bytes(st.bytes())
 
+    pg_bin = pg_bin_from(a.servers_rootfs_tar) if a.servers_rootfs_tar else None
     servers = blobs.put_layer_file(a.servers_rootfs_tar) if any(i["base"] == "servers" or i.get("rootfs") == "servers" for i in spec["images"]) else None
 
     images = []
@@ -218,7 +231,8 @@ def main():
         reflayer = blobs.put_layer_bytes(rl.bytes())
         on_servers = img["base"] == "servers" or img.get("rootfs") == "servers"
         layers = [servers if on_servers else tinybase, standin, reflayer]
-        cfg = {"Env": [PATH_ENV, f"E2E_STANDIN_COMPONENT={name}"], "WorkingDir": "/",
+        path_env = PATH_ENV + ":" + pg_bin if name == "postgres" and pg_bin else PATH_ENV
+        cfg = {"Env": [path_env, f"E2E_STANDIN_COMPONENT={name}"], "WorkingDir": "/",
                "Labels": {"org.omlboot.e2e.standin": name, "org.omlboot.e2e.ref": ref, "org.omlboot.e2e.tag": tag,
                           "org.omlboot.e2e.broken": "true" if broken else "false"}}
         if img["base"] == "servers":

@@ -5,12 +5,14 @@
 # entrypoint would start it. nginx proxies / to uwsgi (DJANGO_HOSTNAME:WSGI_PORT) and serves /static/ from the
 # django_static volume, so its 302 on / proves the app behind it answers.
 set -eu
-/usr/local/bin/standin --check "$@"
+# On stderr: a client run (`podman run IMAGE pg_dump ...`) writes its data to stdout, as with the real image.
+/usr/local/bin/standin --check "$@" >&2
 tag="e2e-standin[${E2E_STANDIN_COMPONENT}]"
 
 case "${E2E_STANDIN_COMPONENT}" in
 postgres)
   # Like the official postgres image: POSTGRES_USER/POSTGRES_PASSWORD/POSTGRES_DB on first start, then postgres.
+  # POSTGRES_HOST_AUTH_METHOD=trust (omlboot's throwaway verification server) needs no password, as there.
   PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
   export PATH="$PGBIN:$PATH"
   export PGDATA="${PGDATA:-/var/lib/postgresql/data}"
@@ -24,14 +26,21 @@ postgres)
   chown postgres:postgres "$PGDATA" /var/run/postgresql
   chmod 700 "$PGDATA"
   if [ ! -s "$PGDATA/PG_VERSION" ]; then
-    echo "$tag: initdb in $PGDATA for user $POSTGRES_USER, database $POSTGRES_DB"
+    auth="${POSTGRES_HOST_AUTH_METHOD:-scram-sha-256}"
+    if [ -z "${POSTGRES_PASSWORD:-}" ] && [ "$auth" != trust ]; then
+      echo "$tag: FATAL: Database is uninitialized and superuser password is not specified (POSTGRES_PASSWORD, or POSTGRES_HOST_AUTH_METHOD=trust)" >&2
+      exit 1
+    fi
+    echo "$tag: initdb in $PGDATA for user $POSTGRES_USER, database $POSTGRES_DB, host auth $auth"
     pw=$(mktemp)
-    printf '%s\n' "$POSTGRES_PASSWORD" > "$pw"
+    printf '%s\n' "${POSTGRES_PASSWORD:-}" > "$pw"
     chown postgres "$pw"
-    as_pg initdb -D "$PGDATA" --username="$POSTGRES_USER" --pwfile="$pw" \
-      --auth-local=trust --auth-host=scram-sha-256 >/dev/null
+    pwopt=--pwfile="$pw"
+    [ -n "${POSTGRES_PASSWORD:-}" ] || pwopt=--no-instructions
+    as_pg initdb -D "$PGDATA" --username="$POSTGRES_USER" "$pwopt" \
+      --auth-local=trust --auth-host="$auth" >/dev/null
     rm -f "$pw"
-    echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
+    echo "host all all all $auth" >> "$PGDATA/pg_hba.conf"
     if [ "$POSTGRES_DB" != postgres ]; then
       as_pg pg_ctl -D "$PGDATA" -w -o "-c listen_addresses='' -c unix_socket_directories=/var/run/postgresql" start >/dev/null
       as_pg psql -v ON_ERROR_STOP=1 -h /var/run/postgresql --username "$POSTGRES_USER" --dbname postgres \
