@@ -620,6 +620,38 @@ fn inner(w: &Path) {
         "the first previous is still kept"
     );
 
+    // A throwaway verification container that dies at once is reported at once, with its last words
+    // (it used to be waited for 120 s, its logs gone with --rm).
+    ok(&format!(
+        "podman create --name oml-dies {IMG} >/dev/null && podman commit -q --change \
+         'ENTRYPOINT [\"/bin/sh\", \"-c\", \"echo FATAL: this image dies >&2; exit 3\"]' \
+         oml-dies localhost/omlboot-test/dies:1 >/dev/null && podman rm oml-dies >/dev/null"
+    ));
+    let dies = Pg {
+        client: Client::Exec {
+            container: PG_CTR.into(),
+        },
+        host: None,
+        port: 5432,
+        user: "omnileads".into(),
+        password: Some("pg-secret".into()),
+        database: "omnileads".into(),
+        maintenance_db: "postgres".into(),
+        scratch: ScratchKind::Container {
+            image: "localhost/omlboot-test/dies:1".into(),
+        },
+    };
+    let t = Instant::now();
+    let e = match omlboot::backup::seams::Postgres::scratch(&dies) {
+        Ok(_) => panic!("a dead verification container was taken for a database"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(
+        e.contains("exited before accepting connections") && e.contains("this image dies"),
+        "{e}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
+
     eprintln!(
         "FIGURES: {CALLS} calls + 7 rows in 3 tables, archive {size} bytes ({:.1} KiB); omlboot backup {:.1} s \
          (verify {verify_s:.1} s in a throwaway container); backup via postgres_host (podman run) {:.1} s; \

@@ -370,10 +370,10 @@ fn container_scratch(image: &str) -> Result<Scratch> {
         std::process::id(),
         crate::apply::state::now_unix()
     );
+    // No --rm: a container that dies at once must stay for its logs; the cleanup removes it.
     blocking::output(Command::new("podman").args([
         "run",
         "-d",
-        "--rm",
         "--name",
         &name,
         "-e",
@@ -420,6 +420,27 @@ fn container_scratch(image: &str) -> Result<Scratch> {
         "SELECT 1",
     ]);
     while blocking::output(&mut probe).is_err() {
+        let running = blocking::output(Command::new("podman").args([
+            "inspect",
+            "--format",
+            "{{.State.Running}}",
+            &name,
+        ]));
+        if running.is_ok_and(|r| r.trim() == "false") {
+            // The image logs to stdout and stderr: both, as podman prints them.
+            let logs = Command::new("podman")
+                .args(["logs", "--tail", "20", &name])
+                .output()
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout).into_owned()
+                        + &String::from_utf8_lossy(&o.stderr)
+                })
+                .unwrap_or_else(|e| format!("(no logs: {e})"));
+            bail!(
+                "the throwaway {image} exited before accepting connections: {}",
+                crate::exec::tail(&logs, 5)
+            );
+        }
         if Instant::now() > deadline {
             bail!("the throwaway {image} did not accept connections within 120 s");
         }
