@@ -132,3 +132,58 @@ fn redis_probe_against_a_real_server_with_and_without_a_password() {
     let e = block_on(redis_ready(&loading)).unwrap_err();
     assert!(e.contains("LOADING"), "{e}");
 }
+
+struct Nginx(Child, tempfile::TempDir);
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Real nginx on 127.0.0.1:`port` with a self-signed certificate, answering 302 as OMniLeads' does
+/// for its login page.
+fn nginx(port: u16) -> Nginx {
+    backup_support::ensure("/usr/sbin/nginx", "nginx-light");
+    let dir = tempfile::tempdir().unwrap();
+    let pair = omlboot::apply::tls::self_signed(&["127.0.0.1".into()]).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), &pair.cert_pem).unwrap();
+    std::fs::write(dir.path().join("key.pem"), &pair.key_pem).unwrap();
+    let d = dir.path().display();
+    let conf = format!(
+        "daemon off; master_process off; pid {d}/nginx.pid; error_log {d}/error.log; events {{}}
+         http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d};
+           fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};
+           server {{ listen 127.0.0.1:{port} ssl; ssl_certificate {d}/cert.pem;
+             ssl_certificate_key {d}/key.pem; location / {{ return 302 /accounts/login/; }} }} }}"
+    );
+    std::fs::write(dir.path().join("nginx.conf"), conf).unwrap();
+    let child = Command::new("/usr/sbin/nginx")
+        .args(["-c", &format!("{d}/nginx.conf"), "-p", &d.to_string()])
+        .spawn()
+        .expect("nginx");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nginx did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Nginx(child, dir)
+}
+
+#[test]
+fn https_probe_accepts_the_hosts_self_signed_certificate_and_checks_the_status() {
+    use omlboot::apply::runtime::{Live, Runtime as _};
+    use omlboot::plan::Probe;
+    let port = closed_port();
+    let _n = nginx(port);
+    let probe = |status| Probe::Http {
+        url: format!("https://127.0.0.1:{port}/"),
+        status,
+        deadline_s: 1,
+    };
+    let ok = block_on(Live.probe_once(&probe(302)));
+    assert!(ok.as_deref().is_ok_and(|m| m.contains("302")), "{ok:?}");
+    let e = block_on(Live.probe_once(&probe(200))).unwrap_err();
+    assert!(e.contains("answered 302, expected 200"), "{e}");
+}
