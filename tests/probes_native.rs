@@ -133,7 +133,8 @@ fn redis_probe_against_a_real_server_with_and_without_a_password() {
     assert!(e.contains("LOADING"), "{e}");
 }
 
-struct Nginx(Child, tempfile::TempDir);
+/// The server, and its directory (configuration, certificate), removed after it.
+struct Nginx(Child, #[allow(dead_code)] tempfile::TempDir);
 
 impl Drop for Nginx {
     fn drop(&mut self) {
