@@ -1,5 +1,4 @@
-//! Thin binary: parse the command line, call one `omlboot::cmd` function, print its outcome, exit
-//! with its code. Everything else is in the library so tests drive the same code.
+//! Thin binary: flags → one `omlboot::cmd` function → its outcome and exit code; the rest is library.
 mod cli;
 
 use clap::Parser as _;
