@@ -527,6 +527,9 @@ fn rollback_goes_back_to_the_previous_images_offline() {
     let k = &s.upgrades["kamailio"];
     assert_eq!(k.outcome, "rolled back");
     assert_eq!(k.image_id, id_of(&image_of(&v1, "kamailio")));
+    // Gated by its probe, and status shows that probe (the VM scenario found it missing).
+    let probe = s.components["kamailio"].probe.as_ref();
+    assert!(probe.is_some_and(|p| p.passed), "{probe:?}");
     // The image it left is kept as the previous one: the rollback can be undone.
     assert_eq!(
         k.previous_id.as_deref(),

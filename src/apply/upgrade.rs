@@ -786,9 +786,6 @@ pub(crate) async fn rollback_group<P, I: ImageStore, S: ServiceManager, R: Runti
             }
         }
     }
-    for (c, p) in probes {
-        rec.probe(&c.name, p)?;
-    }
     let reason = format!("rolled back to {}: {why}", short(&g.previous_id));
     match &failure {
         None => {
@@ -803,14 +800,11 @@ pub(crate) async fn rollback_group<P, I: ImageStore, S: ServiceManager, R: Runti
                     Some(why.to_string()),
                     false,
                 );
-                if let Some(p) = rec
-                    .state
-                    .components
-                    .get(&c.name)
-                    .and_then(|r| r.probe.clone())
-                {
-                    rec.probe(&c.name, p)?;
-                }
+            }
+            // After the component records, which start without a probe: the gate's results are
+            // what `status` shows for the rolled-back components.
+            for (c, p) in probes.drain(..) {
+                rec.probe(&c.name, p)?;
             }
             rec.save()?;
             run.jstep(root, reference, JStep::RolledBack, Some(why.to_string()))?;
@@ -835,6 +829,9 @@ pub(crate) async fn rollback_group<P, I: ImageStore, S: ServiceManager, R: Runti
                     Some(reason.clone()),
                     false,
                 );
+            }
+            for (c, p) in probes.drain(..) {
+                rec.probe(&c.name, p)?;
             }
             run.jstep(root, reference, JStep::RolledBack, Some(reason.clone()))?;
             rec.step(
