@@ -151,10 +151,12 @@ fn snapshot(g: &Guest, units: &[String]) -> BTreeMap<String, (u32, String)> {
 
 /// When a unit last became active, unix seconds on the guest clock (from its monotonic timestamp).
 fn active_since_unix(g: &Guest, unit: &str) -> u64 {
+    // From the boot time the kernel fixed (/proc/stat btime), not now - uptime: that moved by a second
+    // between two reads and failed part 3's "not restarted" check on an unrestarted unit.
     g.sh(&format!(
-        "read up _ </proc/uptime; now=$(date +%s); \
+        "b=$(awk '/^btime/ {{print $2}}' /proc/stat); \
          m=$(systemctl show -p ActiveEnterTimestampMonotonic --value {unit}); \
-         echo $(( now - ${{up%.*}} + m / 1000000 ))"
+         echo $(( b + m / 1000000 ))"
     ))
     .trim()
     .parse()
