@@ -12,8 +12,8 @@
 mod harness;
 
 use harness::scenario::{
-    assert_units_active, component_units, first_boot_seconds, https_status, repo_file, sql,
-    state_json, status_json, test_overrides,
+    assert_bootstrapped_once, assert_units_active, component_units, first_boot_seconds,
+    https_status, repo_file, sql, state_json, status_json, test_overrides,
 };
 use harness::{GuestSpec, Lab, UserData};
 use serde_json::Value;
@@ -324,26 +324,7 @@ fn powercut_aio_first_boot_resumes_and_completes_on_the_next_boot() {
     assert_eq!(sql(g, "SELECT 1"), "1", "django.env's password logs in");
     // Every bootstrap task succeeded (this boot, or the first when not needed again); the run-once
     // admin reset exactly once; every probe passed.
-    let mut tasks = vec![];
-    for (name, t) in state["tasks"].as_object().expect("tasks in state") {
-        assert!(
-            matches!(t["outcome"].as_str(), Some("succeeded" | "skipped"))
-                && t["successes"].as_u64().unwrap_or(0) >= 1,
-            "task {name}: {t:#}"
-        );
-        tasks.push(format!(
-            "{name} {} ({}x)",
-            t["outcome"].as_str().unwrap(),
-            t["successes"]
-        ));
-    }
-    assert_eq!(state["tasks"]["admin_password"]["successes"], 1);
-    assert_eq!(sql(g, "SELECT count(*) FROM e2e_admin_resets"), "1");
-    for (name, c) in state["components"].as_object().unwrap() {
-        if let Some(p) = c.get("probe") {
-            assert_eq!(p["passed"], true, "probe of {name}: {p:#}");
-        }
-    }
+    let tasks = assert_bootstrapped_once(g, &state);
     // What a user sees: the login redirect on the host's address.
     let plan: Value =
         serde_json::from_str(&g.sh("omlboot plan --format json 2>/dev/null")).expect("plan JSON");

@@ -6,7 +6,8 @@
 mod harness;
 
 use harness::scenario::{
-    assert_units_active, component_units, repo_file, sql, state_json, status_json, test_overrides,
+    assert_bootstrapped_once, assert_units_active, component_units, repo_file, sql, state_json,
+    status_json, test_overrides,
 };
 use harness::{GuestSpec, Lab, UserData};
 use std::collections::BTreeMap;
@@ -295,27 +296,7 @@ fn apply_aio_killed_at_every_stage_converges() {
     assert_eq!(sql(g, "SELECT 1"), "1", "django.env's password logs in");
     // Every bootstrap task succeeded (in this run, or in a killed one); the run-once admin reset exactly once.
     let state = state_json(g);
-    let mut tasks = vec![];
-    for (name, t) in state["tasks"].as_object().expect("tasks in state") {
-        // A task that succeeded in a killed run is not needed again: `skipped`, its success kept.
-        assert!(
-            matches!(t["outcome"].as_str(), Some("succeeded" | "skipped"))
-                && t["successes"].as_u64().unwrap_or(0) >= 1,
-            "task {name}: {t:#}"
-        );
-        tasks.push(format!(
-            "{name} {} ({}x)",
-            t["outcome"].as_str().unwrap(),
-            t["successes"]
-        ));
-    }
-    assert_eq!(state["tasks"]["admin_password"]["successes"], 1);
-    assert_eq!(sql(g, "SELECT count(*) FROM e2e_admin_resets"), "1");
-    for (name, c) in state["components"].as_object().unwrap() {
-        if let Some(p) = c.get("probe") {
-            assert_eq!(p["passed"], true, "probe of {name}: {p:#}");
-        }
-    }
+    let tasks = assert_bootstrapped_once(g, &state);
     eprintln!(
         "E2E-FIGURE kill -9 bootstrap task successes: {}",
         tasks.join(", ")

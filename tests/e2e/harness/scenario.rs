@@ -173,3 +173,31 @@ pub fn https_status(g: &Guest, address: &str) -> String {
     .trim()
     .to_string()
 }
+
+/// After an interrupted first provisioning and the run that finished it: every bootstrap task
+/// succeeded (in the last run, or in an earlier one and then `skipped`, its success kept), the
+/// run-once admin reset ran exactly once (state.json and the stand-in's `e2e_admin_resets`), and every
+/// probe passed. Returns `name outcome (Nx)` per task, for the figures.
+pub fn assert_bootstrapped_once(g: &Guest, state: &Value) -> Vec<String> {
+    let mut tasks = vec![];
+    for (name, t) in state["tasks"].as_object().expect("tasks in state") {
+        assert!(
+            matches!(t["outcome"].as_str(), Some("succeeded" | "skipped"))
+                && t["successes"].as_u64().unwrap_or(0) >= 1,
+            "task {name}: {t:#}"
+        );
+        tasks.push(format!(
+            "{name} {} ({}x)",
+            t["outcome"].as_str().unwrap(),
+            t["successes"]
+        ));
+    }
+    assert_eq!(state["tasks"]["admin_password"]["successes"], 1);
+    assert_eq!(sql(g, "SELECT count(*) FROM e2e_admin_resets"), "1");
+    for (name, c) in state["components"].as_object().unwrap() {
+        if let Some(p) = c.get("probe") {
+            assert_eq!(p["passed"], true, "probe of {name}: {p:#}");
+        }
+    }
+    tasks
+}
