@@ -341,21 +341,16 @@ pub async fn postgres_ready(address: &str, user: &str, database: &str) -> Result
         s.read_exact(&mut head)
             .await
             .map_err(|e| format!("{address}: no answer to the startup packet: {e}"))?;
-        if head[0] != b'R' && head[0] != b'E' {
-            return Err(format!(
-                "{address}: not a PostgreSQL answer (message type {:?})",
-                head[0] as char
-            ));
-        }
-        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-        let mut rest = vec![0u8; len.saturating_sub(4).min(8192)];
-        s.read_exact(&mut rest)
-            .await
-            .map_err(|e| format!("{address}: truncated answer: {e}"))?;
         match head[0] {
+            // An authentication request: it accepts connections; no need to read further.
             b'R' => Ok(format!("{address} accepts connections")),
             b'E' => {
-                let fields = error_fields(&rest);
+                let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+                let mut body = vec![0u8; len.saturating_sub(4).min(8192)];
+                s.read_exact(&mut body)
+                    .await
+                    .map_err(|e| format!("{address}: truncated answer: {e}"))?;
+                let fields = error_fields(&body);
                 let code = fields.get(&b'C').map(String::as_str).unwrap_or("");
                 let message = fields.get(&b'M').map(String::as_str).unwrap_or("");
                 if code == "57P03" {
@@ -364,7 +359,10 @@ pub async fn postgres_ready(address: &str, user: &str, database: &str) -> Result
                     Ok(format!("{address} accepts connections ({code} {message})"))
                 }
             }
-            _ => unreachable!("checked above"),
+            other => Err(format!(
+                "{address}: not a PostgreSQL answer (message type {:?})",
+                other as char
+            )),
         }
     };
     tokio::time::timeout(PROBE_ATTEMPT, talk)
