@@ -80,6 +80,16 @@ fn backup_verify_and_restore_round_trip() {
         .unwrap(),
         "[from-custom]\nexten => 1,1,NoOp\n"
     );
+    // The replaced files are kept too, in a copy of the volume.
+    assert_eq!(r.previous_volumes.len(), 1, "{r:?}");
+    assert_eq!(
+        std::fs::read_to_string(t.path().join(format!(
+            "vols/{}/custom/oml_extensions_custom.conf",
+            r.previous_volumes[0]
+        )))
+        .unwrap(),
+        "changed"
+    );
     // The replaced database is kept, with the changed data.
     let prev = r.previous.clone().unwrap();
     assert!(database_names(&c.pg).contains(&prev));
@@ -102,6 +112,16 @@ fn backup_verify_and_restore_round_trip() {
     let r2 = restore::restore(&c.pg, &vols, &services, Some(&dest), &rq)
         .unwrap_or_else(|e| panic!("{e:?}"));
     assert!(r2.previous.is_none());
+    assert!(r2.previous_volumes.is_empty(), "{r2:?}");
+    let kept: Vec<_> = std::fs::read_dir(t.path().join("vols"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains("_previous_"))
+        .collect();
+    assert_eq!(
+        kept, r.previous_volumes,
+        "only the first restore's copy is left"
+    );
     let dbs = database_names(&c.pg);
     assert!(!dbs.iter().any(|d| d.contains("_restore_")), "{dbs:?}");
     assert_eq!(

@@ -1,7 +1,12 @@
 //! Restore: fetch, check the manifest and every checksum BEFORE touching anything, then stop the
 //! units that write to the database, load the dump into a NEW database, switch to it in one
 //! transaction (the old one is kept as `<db>_previous_<tag>` until confirmed, or dropped with
-//! `--discard-previous`), restore the files, start the units.
+//! `--discard-previous`), restore the files (each volume's content first copied to
+//! `<volume>_previous_<tag>`, kept the same way), start the units.
+//!
+//! Why a new database and not a new volume: the switch is one transaction on any PostgreSQL, the
+//! host's container or an external `postgres_host` (where there is no volume to switch), and the
+//! units, their env and their volumes stay exactly as `apply` rendered them.
 //!
 //! Sources: a backup name (or its manifest key) on the destination, a local `.manifest.json` (its
 //! archive next to it), or an omldeploytool dump (`pgsql-backup-<ts>.sql`, pg_dump custom format, no
@@ -42,6 +47,8 @@ pub struct Restored {
     /// The replaced database, kept until confirmed (None when discarded or there was none).
     pub previous: Option<String>,
     pub volumes: Vec<String>,
+    /// Copies of the volumes' content before the restore, kept like `previous`.
+    pub previous_volumes: Vec<String>,
     pub tables: usize,
     pub rows: u64,
     pub duration_ms: u64,
@@ -51,6 +58,9 @@ pub struct Restored {
 /// The journal: written before each step, so a killed restore is understood by the next run.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Journal {
+    /// Unix seconds the restore started (a journal left by an earlier restore is older).
+    #[serde(default)]
+    pub started_unix: u64,
     pub tag: String,
     pub step: String,
     pub staged: String,
@@ -129,6 +139,7 @@ pub fn restore(
         .to_lowercase();
     let db = pg.database().to_string();
     let mut journal = Journal {
+        started_unix: req.now,
         tag: tag.clone(),
         step: "stop".into(),
         staged: format!("{db}_restore_{tag}"),
@@ -140,7 +151,7 @@ pub fn restore(
     services
         .stop(&req.writers)
         .context("stopping the units that write to the database")?;
-    let result = (|| -> Result<(Option<String>, Vec<String>)> {
+    let result = (|| -> Result<(Option<String>, Vec<String>, Vec<String>)> {
         journal.step = "load".into();
         save_journal(&req.root, &journal)?;
         pg.load(&journal.staged, &mut |w| match &checked {
@@ -169,6 +180,7 @@ pub fn restore(
         journal.step = "files".into();
         save_journal(&req.root, &journal)?;
         let mut restored_volumes = Vec::new();
+        let mut kept_volumes = Vec::new();
         if let Checked::Archive { path, manifest } = &checked {
             for s in manifest.stream("volume") {
                 let name = s
@@ -176,6 +188,14 @@ pub fn restore(
                     .trim_start_matches("volumes/")
                     .trim_end_matches(".tar")
                     .to_string();
+                // The tar goes over what is there: keep a copy of it first, as the database is kept.
+                if volumes.exists(&name) {
+                    let kept = format!("{name}_previous_{tag}");
+                    volumes
+                        .copy(&name, &kept)
+                        .with_context(|| format!("keeping volume {name} as {kept}"))?;
+                    kept_volumes.push(kept);
+                }
                 volumes
                     .import(&name, &mut |w| archive::extract_stream(path, s, w))
                     .with_context(|| format!("restoring volume {name}"))?;
@@ -190,10 +210,15 @@ pub fn restore(
         } else {
             Some(journal.previous.clone())
         };
-        Ok((previous, restored_volumes))
+        if req.discard_previous {
+            for v in kept_volumes.drain(..) {
+                volumes.remove(&v)?;
+            }
+        }
+        Ok((previous, restored_volumes, kept_volumes))
     })();
     let start = services.start(&req.writers);
-    let (previous, restored_volumes) = result?;
+    let (previous, restored_volumes, previous_volumes) = result?;
     start.context("starting the units again")?;
     journal.step = "done".into();
     save_journal(&req.root, &journal)?;
@@ -203,12 +228,19 @@ pub fn restore(
             "the replaced database is kept as {p}; drop it once the restore is confirmed (or restore with --discard-previous)"
         ));
     }
+    if !previous_volumes.is_empty() {
+        notes.push(format!(
+            "the volumes' previous content is kept in {}; `podman volume rm` them once the restore is confirmed",
+            previous_volumes.join(", ")
+        ));
+    }
     Ok(Restored {
         source: req.source.into(),
         checksummed: matches!(checked, Checked::Archive { .. }),
         database: db,
         previous,
         volumes: restored_volumes,
+        previous_volumes,
         tables: counts.len(),
         rows: counts.values().sum(),
         duration_ms: started.elapsed().as_millis() as u64,

@@ -58,6 +58,16 @@ pub trait Volumes {
     fn export(&self, name: &str, sink: Sink) -> Result<()>;
     /// Unpack a tar into the volume (created when missing), over what is there.
     fn import(&self, name: &str, feed: Feed) -> Result<()>;
+    /// `to` (created when missing) gets `from`'s content: what a restore replaces is kept there.
+    fn copy(&self, from: &str, to: &str) -> Result<()> {
+        let mut bytes = Vec::new();
+        self.export(from, &mut |r| {
+            r.read_to_end(&mut bytes)?;
+            Ok(())
+        })?;
+        self.import(to, &mut |w| Ok(w.write_all(&bytes)?))
+    }
+    fn remove(&self, name: &str) -> Result<()>;
 }
 
 /// The units restore stops and starts.
@@ -90,6 +100,16 @@ impl Volumes for PodmanVolumes {
             feed,
         )
     }
+    fn copy(&self, from: &str, to: &str) -> Result<()> {
+        // Streamed: a volume of sounds is not read into memory.
+        self.export(from, &mut |r| {
+            self.import(to, &mut |w| Ok(std::io::copy(r, w).map(drop)?))
+        })
+    }
+    fn remove(&self, name: &str) -> Result<()> {
+        blocking::output(Command::new("podman").args(["volume", "rm", name]))?;
+        Ok(())
+    }
 }
 
 /// Volumes as directories `<root>/<name>` (tests, and hosts where a volume is a plain directory).
@@ -116,6 +136,9 @@ impl Volumes for DirVolumes {
         tar::Archive::new(&bytes[..])
             .unpack(&dir)
             .with_context(|| format!("unpacking into volume {name}"))
+    }
+    fn remove(&self, name: &str) -> Result<()> {
+        Ok(std::fs::remove_dir_all(self.root.join(name))?)
     }
 }
 

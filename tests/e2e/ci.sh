@@ -17,6 +17,8 @@
 #                                       run it with tests/e2e/run.sh upgrade
 #   powercut_aio_first_boot_...         two boots of one aio guest (tests/e2e_powercut.rs); no default
 #                                       filter matches it; run it with tests/e2e/run.sh powercut
+#   backup_on_host_a_restores_...       three guests, two of them aio (tests/e2e_backup.rs); no default
+#                                       filter matches it; run it with tests/e2e/run.sh backup
 # E2E_CI_TESTS=all runs everything (= tests/e2e/run.sh). At the end, the measured figures (E2E-FIGURE lines).
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)

@@ -2,13 +2,15 @@
 # Runs in an e2e guest (tests/e2e_upgrade.rs copies it to /root/killat-upgrade.sh):
 #   killat-upgrade.sh N STEP LIMIT_S OMLBOOT_ARGS...
 # starts `omlboot OMLBOOT_ARGS...` (e.g. `upgrade --set omnileads_img=...`) in the background (log
-# /root/upgrade-kill-N.log), waits until that run's upgrade journal (/var/lib/omlboot/upgrade.json,
+# /root/upgrade-kill-N.log, or $KILLAT_LOG-N.log), waits until that run's upgrade journal (/var/lib/omlboot/upgrade.json,
 # src/apply/upgrade.rs) records STEP, kills omlboot with SIGKILL and prints key=value lines about the
 # moment of the kill.
 # STEP: a journal step as upgrade.json spells it: pulled, previous_tagged, dump_taken, restarting, probing,
 # upgraded, rolling_back, rolled_back. Each is written (fsync'd) before the step it names is taken, so the
 # kill lands right after the record, in the step. The journal counts once its started_unix is this run's
 # (a finished journal is replaced by the next upgrade); the poll reads it with shell builtins only.
+# tests/e2e_backup.rs uses it for `omlboot restore` too: KILLAT_JOURNAL=/var/lib/omlboot/restore.json (the
+# restore journal, src/backup/restore.rs, same `step` and `started_unix` fields), KILLAT_LOG=/root/restore-kill.
 set -u
 n=$1
 step=$2
@@ -18,7 +20,7 @@ J=${KILLAT_JOURNAL:-/var/lib/omlboot/upgrade.json}
 # The previous journal was started at least a second ago: one whose started_unix is >= launch is this run's.
 sleep 1
 launch=$(date +%s)
-nohup omlboot "$@" >"/root/upgrade-kill-$n.log" 2>&1 </dev/null &
+nohup omlboot "$@" >"${KILLAT_LOG:-/root/upgrade-kill}-$n.log" 2>&1 </dev/null &
 pid=$!
 start_ns=$(date +%s%N)
 

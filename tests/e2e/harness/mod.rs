@@ -46,6 +46,9 @@ pub struct GuestSpec {
     /// Boot the root disk through a qcow2 overlay in the lab's temp dir instead of `snapshot=on`, so what the
     /// guest writes outlives QEMU and [`Guest::boot_again`] boots the same disk. Default false.
     pub persistent_root: bool,
+    /// Prepare the guest but do not start QEMU: [`Guest::start`] does, later, with the user-data it is
+    /// given then (a host that must boot after something the test makes, e.g. a backup to restore).
+    pub deferred: bool,
 }
 
 impl GuestSpec {
@@ -61,6 +64,7 @@ impl GuestSpec {
             root_disk: None,
             payload_disk: None,
             persistent_root: false,
+            deferred: false,
         }
     }
     pub fn nics(mut self, nics: Vec<Nic>) -> Self {
@@ -93,6 +97,11 @@ impl GuestSpec {
     /// Keeps what the guest writes to its root disk across boots (see [`GuestSpec::persistent_root`]).
     pub fn persistent_root(mut self) -> Self {
         self.persistent_root = true;
+        self
+    }
+    /// Boot it later, with [`Guest::start`] (see [`GuestSpec::deferred`]).
+    pub fn deferred(mut self) -> Self {
+        self.deferred = true;
         self
     }
 }
@@ -162,6 +171,9 @@ struct Launch {
     qga_sock: PathBuf,
     /// Unix sockets QEMU binds (the private network's `local.path`), removed before a new start.
     bound_sockets: Vec<PathBuf>,
+    /// meta-data and network-config of the seed ISO, to write it again with new user-data.
+    seed_meta: String,
+    seed_netcfg: String,
 }
 
 impl Launch {
@@ -338,12 +350,14 @@ impl Lab {
                 .clone()
                 .unwrap_or_else(|| free_name(&spec.name));
             let iso = gdir.join("seed.iso");
+            let seed_meta = seed::meta_data(&instance_id, &spec.name);
+            let seed_netcfg = seed::network_config(&spec.nics, &macs, &names);
             seed::make_seed_iso(
                 &gdir.join("seed"),
                 &iso,
                 &spec.user_data.render(),
-                &seed::meta_data(&instance_id, &spec.name),
-                &seed::network_config(&spec.nics, &macs, &names),
+                &seed_meta,
+                &seed_netcfg,
             )?;
             let serial = logs.join(format!("{}.serial.log", spec.name));
             let _ = std::fs::remove_file(&serial);
@@ -433,7 +447,26 @@ impl Lab {
                 dir: gdir.clone(),
                 qga_sock: qga_sock.clone(),
                 bound_sockets,
+                seed_meta,
+                seed_netcfg,
             };
+            if spec.deferred {
+                eprintln!(
+                    "e2e: guest {:?} prepared; it boots when the test starts it",
+                    spec.name
+                );
+                guests.push(Guest {
+                    name: spec.name.clone(),
+                    serial_log: serial,
+                    child: Mutex::new(None),
+                    qga: Mutex::new(qga::Qga::new(&qga_sock)),
+                    started: Instant::now(),
+                    cloud_init_done: Mutex::new(false),
+                    launch,
+                    boots: 0,
+                });
+                continue;
+            }
             let child = launch.spawn(&spec.name)?;
             eprintln!(
                 "e2e: booting guest {:?} (pid {}, {} vCPU, {} MiB, serial {}{})",
@@ -942,7 +975,37 @@ impl Guest {
         Ok(())
     }
 
-    /// Boots so far: 1, then one more per [`Guest::boot_again`].
+    /// First boot of a [`GuestSpec::deferred`] guest, with `user_data` in its seed instead of the spec's
+    /// when given (same instance-id, network and disks as prepared).
+    pub fn start(&mut self, user_data: Option<UserData>) -> Result<()> {
+        if self.boots > 0 {
+            bail!("guest {:?} was started already", self.name);
+        }
+        if let Some(ud) = user_data {
+            let iso = self.launch.dir.join("seed.iso");
+            seed::make_seed_iso(
+                &self.launch.dir.join("seed"),
+                &iso,
+                &ud.render(),
+                &self.launch.seed_meta,
+                &self.launch.seed_netcfg,
+            )?;
+        }
+        let child = self.launch.spawn(&self.name)?;
+        self.boots = 1;
+        eprintln!(
+            "e2e: booting guest {:?} (pid {}, serial {})",
+            self.name,
+            child.id(),
+            self.serial_log.display()
+        );
+        *self.child.get_mut().unwrap() = Some(child);
+        *self.qga.get_mut().unwrap() = qga::Qga::new(&self.launch.qga_sock);
+        self.started = Instant::now();
+        Ok(())
+    }
+
+    /// Boots so far: 1, then one more per [`Guest::boot_again`] (0 for a deferred guest not started yet).
     pub fn boots(&self) -> u32 {
         self.boots
     }
