@@ -319,6 +319,24 @@ pub fn lock(root: &Path) -> Result<nix::fcntl::Flock<std::fs::File>> {
     }
 }
 
+/// Drop the records of the tasks `names`: the next apply runs them as on a new host (their records
+/// describe a database a restore has since replaced). The caller holds the apply lock. Returns
+/// the names that had a record.
+pub fn forget_tasks(root: &Path, names: &[String]) -> Result<Vec<String>> {
+    let Some(mut state) = State::load(root)? else {
+        return Ok(Vec::new());
+    };
+    let forgotten: Vec<String> = names
+        .iter()
+        .filter(|n| state.tasks.remove(n.as_str()).is_some())
+        .cloned()
+        .collect();
+    if !forgotten.is_empty() {
+        state.save(root)?;
+    }
+    Ok(forgotten)
+}
+
 /// `omlboot run` applies only when the last finished run was for another instance (or never happened),
 /// or did not finish successfully.
 pub fn already_provisioned(root: &Path, instance: &str) -> Result<bool> {
@@ -363,6 +381,34 @@ mod tests {
         s.components.get_mut("redis").unwrap().state = "failed".into();
         s.conclude(&["promtail"]);
         assert_eq!(s.status.code(), Code::Failed);
+    }
+
+    #[test]
+    fn forget_tasks_drops_only_the_named_records() {
+        let d = tempfile::tempdir().unwrap();
+        let names = ["a".to_string(), "b".to_string()];
+        assert!(
+            forget_tasks(d.path(), &names).unwrap().is_empty(),
+            "no state yet"
+        );
+        let mut s = State::new("machine-id:abc", "aio");
+        s.status = Status::Done;
+        for n in ["a", "c"] {
+            s.tasks.insert(
+                n.into(),
+                TaskRecord {
+                    outcome: "succeeded".into(),
+                    successes: 1,
+                    ..Default::default()
+                },
+            );
+        }
+        s.save(d.path()).unwrap();
+        assert_eq!(forget_tasks(d.path(), &names).unwrap(), ["a"]);
+        let after = State::load(d.path()).unwrap().unwrap();
+        assert_eq!(after.tasks.keys().collect::<Vec<_>>(), ["c"]);
+        assert_eq!(after.status, Status::Done);
+        assert!(forget_tasks(d.path(), &names).unwrap().is_empty());
     }
 
     #[test]

@@ -119,6 +119,7 @@ mod tests {
             name: "t".into(),
             description: "d".into(),
             run,
+            after_restore: false,
             after: vec![],
             before: vec![],
             timeout_s: 1,

@@ -45,6 +45,16 @@ pub struct FirstBoot {
     pub previous: Option<String>,
     /// The units' probes passed after the restore; false: the next `run` probes again.
     pub probes_passed: bool,
+    /// The catalog's `after_restore` tasks ran again on the restored database and the apply after
+    /// them reached done; false: the next `run` runs them again (it never restores again). A record
+    /// written before this existed lacks it and reads as true: running the admin reset again at a
+    /// later boot of such a host would undo the operator's password.
+    #[serde(default = "rerun_before_it_existed")]
+    pub tasks_rerun: bool,
+}
+
+fn rerun_before_it_existed() -> bool {
+    true
 }
 
 impl Record {

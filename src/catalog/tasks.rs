@@ -67,6 +67,11 @@ pub struct Task {
     #[serde(default)]
     pub when: Option<String>,
     pub run: RunWhen,
+    /// Runs again on the database a first-boot restore (`restore_file_timestamp`) brought back:
+    /// that database was written by another host, maybe another OMniLeads version (migrations), and
+    /// omldeploytool resets the admin login after its restore too.
+    #[serde(default)]
+    pub after_restore: bool,
     /// Components (by name) that must be active and pass their probe first; those on the host.
     #[serde(default)]
     pub after: Vec<String>,
@@ -177,6 +182,39 @@ impl Task {
         if self.attempts == 0 {
             return Err("attempts must be at least 1".into());
         }
+        if self.after_restore && self.service.is_some() {
+            return Err(
+                "after_restore is for container tasks: a service task does not write the database"
+                    .into(),
+            );
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &str) -> Task {
+        serde_yaml_ng::from_str(&format!(
+            "name: t\ndescription: d\nhosts: [aio]\nrun: install\n{extra}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn after_restore_defaults_to_false_and_is_refused_on_a_service_task() {
+        let c = "container: { image: omnileads_img, command: [x] }\n";
+        assert!(!parse(c).after_restore);
+        let t = parse(&format!("{c}after_restore: true\n"));
+        assert!(t.after_restore);
+        assert_eq!(t.check(), Ok(()));
+        let s = parse("service: s3_bootstrap\nafter_restore: true\n");
+        assert!(s.check().unwrap_err().contains("after_restore"));
+        assert!(serde_yaml_ng::from_str::<Task>(
+            "name: t\ndescription: d\nhosts: [aio]\nrun: install\nafter_restore: yes please\n"
+        )
+        .is_err());
     }
 }

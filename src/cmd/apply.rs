@@ -73,13 +73,14 @@ pub(super) fn converge(inputs: &Inputs, only_once: bool, force: bool) -> Result<
     // One apply at a time per host: cloud-init's runcmd and a first-boot unit may both call `run`.
     let _lock = apply::state::lock(root)?;
     let settings = cfg.settings();
-    // A first-boot restore not done (or not healthy) yet on this instance: converge again (apply is
-    // idempotent) and restore, so a failed first restore is retried by the next `run`.
-    let restore_pending = only_once
-        && settings.restore_file_timestamp.is_some()
-        && crate::backup::record::Record::load(root)?
-            .first_boot
-            .is_none_or(|f| f.instance != instance || !f.probes_passed);
+    // A first-boot restore not done (or not healthy, or its tasks not re-run) yet on this instance:
+    // converge again (apply is idempotent) and finish it, so the next `run` retries what failed.
+    let restore_pending = crate::backup::firstboot::pending(
+        only_once,
+        settings.restore_file_timestamp.as_deref(),
+        root,
+        &instance,
+    )?;
     if only_once && !restore_pending && apply::state::already_provisioned(root, &instance)? {
         return Ok(Applied::AlreadyProvisioned { instance });
     }
@@ -105,16 +106,48 @@ pub(super) fn converge(inputs: &Inputs, only_once: bool, force: bool) -> Result<
     let opts = engine_options(inputs, &cfg, &facts, instance.clone());
     let day2 = super::upgrade::day2(&cfg, force)?;
     let started = Instant::now();
-    let state = rt.block_on(apply::engine::apply_day2(&plan, &opts, &day2))?;
+    let converge_once = || rt.block_on(apply::engine::apply_day2(&plan, &opts, &day2));
+    let mut state = converge_once()?;
     let mut restored = None;
     if restore_pending && state.status == apply::state::Status::Done {
-        restored = Some(first_boot_restore(inputs, &cfg, &plan, &instance, &rt)?);
+        let mut note = first_boot_restore(inputs, &cfg, &plan, &instance, &rt)?;
+        let tasks: Vec<String> = plan
+            .tasks()
+            .filter(|t| t.after_restore)
+            .map(|t| t.name.clone())
+            .collect();
+        if let Some(again) =
+            crate::backup::firstboot::rerun_tasks(root, &instance, &tasks, converge_once)?
+        {
+            note.push_str(&rerun_note(&tasks, &again));
+            state = again;
+        }
+        restored = Some(note);
     }
     Ok(Applied::Finished {
         state: Box::new(state),
         took: started.elapsed(),
         restored,
     })
+}
+
+/// What the re-run of the `after_restore` tasks did, for the `restored` note.
+fn rerun_note(tasks: &[String], state: &State) -> String {
+    let ran = |t: &&String| {
+        state
+            .tasks
+            .get(t.as_str())
+            .is_some_and(|r| r.outcome == "succeeded")
+    };
+    if state.status == apply::state::Status::Done {
+        let ran: Vec<&str> = tasks.iter().filter(ran).map(String::as_str).collect();
+        format!("; ran again on the restored database: {}", ran.join(", "))
+    } else {
+        format!(
+            "; {} did not all run again on the restored database: the next `omlboot run` runs them again (it does not restore again)",
+            tasks.join(", ")
+        )
+    }
 }
 
 /// `restore_file_timestamp` once the host is provisioned (apply reached done): the code path of

@@ -523,6 +523,7 @@ fn tasks_for(
                 name: t.name.clone(),
                 description: t.description.clone(),
                 run: t.run,
+                after_restore: t.after_restore,
                 after,
                 before,
                 timeout_s: t.timeout_s,

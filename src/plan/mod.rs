@@ -105,6 +105,9 @@ pub struct PlannedTask {
     pub name: String,
     pub description: String,
     pub run: crate::catalog::tasks::RunWhen,
+    /// Runs again after a first-boot restore, on the restored database (catalog `after_restore`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub after_restore: bool,
     /// Components of this host it waits for (active and probed).
     pub after: Vec<String>,
     /// Components of this host it blocks when it fails.
