@@ -475,6 +475,12 @@ fn backup_on_host_a_restores_on_fresh_host_b_refuses_corrupt_survives_kill_and_k
     assert_eq!(rec["first_boot"]["source"], ext_name.as_str(), "{rec:#}");
     assert_eq!(rec["first_boot"]["probes_passed"], true, "{rec:#}");
     let restored = b.sh("grep -h 'restored ' /var/log/cloud-init-output.log || true");
+    assert!(
+        restored.contains("ran again on the restored database"),
+        "the migrations and the admin reset ran again on A's database: {restored}"
+    );
+    // A's reset, then B's on A's database (the fresh database's own reset is in the kept one).
+    assert_eq!(sql(b, "SELECT count(*) FROM e2e_admin_resets"), "2");
     eprintln!(
         "E2E-FIGURE host B: cloud-init done after {:.0}s, {}",
         ci.seconds,
