@@ -414,7 +414,8 @@ fn backup_on_host_a_restores_on_fresh_host_b_refuses_corrupt_survives_kill_and_k
     // The timer is stopped so that only these starts run the service; the clock is moved into the window.
     a.sh("systemctl stop omlboot-backup.timer; timedatectl set-ntp false 2>/dev/null || true");
     let now = a.sh("date +%s").trim().parse::<u64>().unwrap();
-    let into_window = now - now % 3600 + ((w0 + 24 - h) % 24) as u64 * 3600 + 5 * 60;
+    let hour = ((now % 86_400) / 3600) as u32;
+    let into_window = now - now % 3600 + ((w0 + 24 - hour) % 24) as u64 * 3600 + 5 * 60;
     a.sh(&format!("date -s @{into_window} >/dev/null"));
     let service = |what: &str| -> (String, String) {
         let o = a
