@@ -220,18 +220,22 @@ fn backup_on_host_a_restores_on_fresh_host_b_refuses_corrupt_survives_kill_and_k
         a.sh("systemctl is-enabled omlboot-backup.timer").trim(),
         "enabled"
     );
-    let next = a
-        .sh("systemctl show omlboot-backup.timer -p NextElapseUSecRealtime --value --timestamp=unix")
+    // systemd prints the property as a date ("Mon 2026-12-07 09:00:00 UTC"); date(1) reads it back.
+    let shown = a
+        .sh("systemctl show omlboot-backup.timer -p NextElapseUSecRealtime --value")
         .trim()
-        .trim_start_matches('@')
+        .to_string();
+    let next = a
+        .sh(&format!("date -u -d {} +%s", sh_quote(&shown)))
+        .trim()
         .parse::<u64>()
-        .expect("the timer's next elapse");
+        .unwrap_or_else(|e| panic!("the timer's next elapse {shown:?}: {e}"));
     let next_hour = ((next % 86_400) / 3600) as u32;
     assert!(
         next_hour == w0 || next_hour == w1,
         "the timer's next elapse ({next}, hour {next_hour}) is not in the window {w0:02}-{w1:02}"
     );
-    eprintln!("E2E-FIGURE backup schedule: window {w0:02}-{w1:02} UTC, the timer's next elapse at hour {next_hour} (systemd, PID 1)");
+    eprintln!("E2E-FIGURE backup schedule: window {w0:02}-{w1:02} UTC, the timer's next elapse {shown} (systemd, PID 1)");
 
     // ------------------------------------------------------------- backups: own bucket, external S3
     let (code, out, err, secs) = omlboot(a, "omlboot backup --format json");

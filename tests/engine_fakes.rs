@@ -166,6 +166,56 @@ fn only_the_unit_whose_file_changed_restarts() {
 }
 
 #[test]
+fn a_restart_a_killed_run_owed_is_made_by_the_next_run_though_no_file_changes_then() {
+    let plan = plan();
+    let root = tempfile::tempdir().unwrap();
+    let (host, calls) = host(&plan, &[], &[]);
+    apply(&plan, root.path(), &host);
+    // redis's env file must change, and its write fails (a directory is in the way): the run stops
+    // where a kill -9 between the write and the restart would stop it, its debt recorded first.
+    let env = root.path().join("etc/default/redis.env");
+    let wanted = std::fs::read(&env).unwrap();
+    let mode = std::fs::metadata(&env).unwrap().permissions();
+    std::fs::remove_file(&env).unwrap();
+    std::fs::create_dir(&env).unwrap();
+    let run = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap()
+        .block_on(engine::apply_on(&plan, &options(root.path()), &host));
+    assert!(run.is_err(), "the write fails");
+    let left = omlboot::apply::state::State::load(root.path())
+        .unwrap()
+        .unwrap();
+    assert!(
+        left.restart_owed.contains("redis"),
+        "{:?}",
+        left.restart_owed
+    );
+    // As the killed run left it: the file written, redis not restarted.
+    std::fs::remove_dir(&env).unwrap();
+    std::fs::write(&env, &wanted).unwrap();
+    std::fs::set_permissions(&env, mode).unwrap();
+    let before = calls.all().len();
+    let s = apply(&plan, root.path(), &host);
+    let again: Vec<String> = calls.all()[before..].to_vec();
+    let restarts: Vec<&String> = again.iter().filter(|c| c.starts_with("restart ")).collect();
+    assert_eq!(restarts, ["restart redis.service"], "{again:?}");
+    assert!(s.restart_owed.is_empty(), "paid: {:?}", s.restart_owed);
+    // Paid once: the run after it restarts nothing.
+    let before = calls.all().len();
+    apply(&plan, root.path(), &host);
+    assert!(
+        !calls.all()[before..]
+            .iter()
+            .any(|c| c.starts_with("restart ")),
+        "{:?}",
+        &calls.all()[before..]
+    );
+}
+
+#[test]
 fn a_changed_unit_file_reloads_and_restarts_that_unit() {
     let plan = plan();
     let root = tempfile::tempdir().unwrap();

@@ -272,7 +272,27 @@ impl<'a> Recorder<'a> {
                 probe: None,
             },
         );
-        self.save_unless_quiet(state == "active")
+        // Active again after a change: the restart is no longer owed (written at once, or a kill
+        // right after would cost it a second restart).
+        let paid = state == "active" && self.state.restart_owed.remove(name);
+        self.save_unless_quiet(state == "active" && !paid)
+    }
+
+    /// Before writing `path` with new content: the components it belongs to owe a (re)start until
+    /// they are active again; recorded (fsync'd) first, so a kill after the write still owes it.
+    fn owe_restart(&mut self, plan: &Plan, path: &str) -> Result<()> {
+        let mut grew = false;
+        for c in plan
+            .components
+            .iter()
+            .filter(|c| c.files.iter().any(|f| f == path))
+        {
+            grew |= self.state.restart_owed.insert(c.name.clone());
+        }
+        if grew {
+            self.save()?;
+        }
+        Ok(())
     }
     pub(crate) fn probe(&mut self, name: &str, probe: ProbeRecord) -> Result<()> {
         let passed = probe.passed;
@@ -544,10 +564,14 @@ where
                 rec.state.tasks.insert(t.name.clone(), r.clone());
             }
         }
-        // So do the images each component runs, and the previous ones kept for a rollback.
+        // So do the images each component runs, and the previous ones kept for a rollback; and the
+        // restarts a killed run owes.
         for c in &plan.components {
             if let Some(r) = p.upgrades.get(&c.name) {
                 rec.state.upgrades.insert(c.name.clone(), r.clone());
+            }
+            if p.restart_owed.contains(&c.name) {
+                rec.state.restart_owed.insert(c.name.clone());
             }
         }
     }
@@ -559,7 +583,14 @@ where
     // Components kept as they were, whose probes wait until something needs them (see `Unprobed`).
     let mut unprobed = Unprobed::default();
 
-    let mut changed_files: BTreeSet<String> = BTreeSet::new();
+    // A restart owed by a killed run counts as a change of the component's files: its unit file
+    // was rewritten (daemon-reload), its env or config is new (restart).
+    let mut changed_files: BTreeSet<String> = plan
+        .components
+        .iter()
+        .filter(|c| rec.state.restart_owed.contains(&c.name))
+        .flat_map(|c| c.files.iter().cloned())
+        .collect();
     let mut images = ImagesResult::default();
     // Unit states, read once (concurrently) before the first step that needs them.
     let mut observed: Option<BTreeMap<String, UnitState>> = None;
@@ -601,6 +632,9 @@ where
                         std::fs::create_dir_all(parent)?;
                     }
                 }
+                if std::fs::read(&p).map_or(true, |old| old != *content) {
+                    rec.owe_restart(plan, path)?;
+                }
                 let w = write_atomic(&p, content, *mode)?;
                 chown_root(&p)?;
                 let changed = w != Written::Unchanged;
@@ -639,6 +673,7 @@ where
                 };
                 let mut outcome = "unchanged";
                 if let Some(p) = pair {
+                    rec.owe_restart(plan, cert)?;
                     let a = write_atomic(&kp, p.key_pem.as_bytes(), 0o600)?;
                     let b = write_atomic(&cp, p.cert_pem.as_bytes(), 0o644)?;
                     if a != Written::Unchanged || b != Written::Unchanged {

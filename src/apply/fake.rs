@@ -126,8 +126,11 @@ pub struct FakeSystemd {
     pub enabled: Mutex<BTreeSet<String>>,
     /// Units whose start fails.
     pub failing: BTreeSet<String>,
-    /// unit → image reference its unit file runs ([`wire`] fills it from a plan).
+    /// unit → image reference its unit file on disk runs ([`wire`] fills it from a plan).
     pub refs: Mutex<BTreeMap<String, String>>,
+    /// What systemd read at its last daemon-reload (`refs` then): a start runs this, as systemd runs
+    /// the unit file it loaded, not the one on disk. A unit never loaded starts from `refs`.
+    pub loaded: Mutex<BTreeMap<String, String>>,
     /// The image store's reference → id (shared with [`FakeImages::present`]).
     pub images: Arc<Mutex<BTreeMap<String, String>>>,
     /// unit → image id its container was last started from (shared with [`FakeRuntime::running`]).
@@ -185,6 +188,7 @@ impl FakeSystemd {
 impl ServiceManager for FakeSystemd {
     async fn daemon_reload(&self) -> Result<()> {
         self.calls.push("daemon-reload".into());
+        *self.loaded.lock().unwrap() = self.refs.lock().unwrap().clone();
         Ok(())
     }
     async fn enable(&self, units: &[String]) -> Result<Vec<String>> {
@@ -213,7 +217,8 @@ impl ServiceManager for FakeSystemd {
         let verb = if restart { "restart" } else { "start" };
         self.calls.push(format!("{verb} {unit}"));
         let _ = queued.send(());
-        let reference = self.refs.lock().unwrap().get(unit).cloned();
+        let reference = (self.loaded.lock().unwrap().get(unit).cloned())
+            .or_else(|| self.refs.lock().unwrap().get(unit).cloned());
         if let Some(id) = reference.and_then(|r| self.images.lock().unwrap().get(&r).cloned()) {
             self.running.lock().unwrap().insert(unit.to_string(), id);
         }

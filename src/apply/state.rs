@@ -3,7 +3,7 @@
 use crate::error::Code;
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 pub const STATE_PATH: &str = "var/lib/omlboot/state.json";
@@ -119,6 +119,12 @@ pub struct State {
     /// running when this run took the lock): kept, since this run's records replace its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interrupted: Option<Interrupted>,
+    /// Components whose files (unit, env, config, certificate) a run changed before (re)starting
+    /// them: written before the file, cleared once the component is active again. A run killed in
+    /// between leaves the files as the plan wants them, so the next run, which finds nothing to
+    /// change, still owes their restart (and systemd its daemon-reload). Carried from run to run.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub restart_owed: BTreeSet<String>,
 }
 
 /// A summary of a run that never finished.
@@ -206,6 +212,7 @@ impl State {
             notices: Vec::new(),
             upgrades: BTreeMap::new(),
             interrupted: None,
+            restart_owed: BTreeSet::new(),
         }
     }
 
