@@ -6,6 +6,7 @@
 //! (migrations, static files, admin reset; the engine on fakes) run again on the restored database,
 //! once, also when a run dies between the restore and that re-run; `apply` never re-runs them.
 mod backup_support;
+mod plan_support;
 use backup_support::*;
 use omlboot::apply::engine::{self, Options};
 use omlboot::apply::fake::{self, Calls, FakeHost};
@@ -15,6 +16,7 @@ use omlboot::backup::firstboot::{pending, rerun_tasks, restore_once, Outcome, Sp
 use omlboot::backup::record::Record;
 use omlboot::backup::restore::Refused;
 use omlboot::backup::{self as bk};
+use plan_support::AIO;
 use std::cell::RefCell;
 use std::path::Path;
 
@@ -250,17 +252,6 @@ fn failed_probes_fail_the_run_and_the_next_run_probes_again_without_restoring() 
     assert_eq!(services.log.lock().unwrap().len(), 2);
 }
 
-const CONFIG: &str = "\
-role: aio
-omni_ip_lan: 10.20.0.10
-infra_env: lan
-postgres_password: Postgres-Pass-1
-ami_password: Ami-Pass-1
-s3_http_admin_pass: Minio-Root-1
-bucket_secret_key: Bucket-Secret-1
-public_ip_echo_urls: []
-";
-
 const AGAIN: [&str; 3] = ["django_migrations", "django_commands", "admin_password"];
 
 /// Host B for `run`: the engine on fakes (an aio plan), its restore on a real PostgreSQL.
@@ -355,19 +346,7 @@ fn host_b(t: &Path) -> (Cluster, Cluster, HostB) {
     fresh(&b);
     let root = t.join("host-b");
     std::fs::create_dir_all(root.join("vols")).unwrap();
-    let mut cfg = omlboot::config::Config::load(&omlboot::config::Sources {
-        file: Some(("config.yaml".into(), CONFIG.to_string())),
-        ..Default::default()
-    })
-    .unwrap();
-    let facts = omlboot::facts::Facts::from_config_only(&cfg).unwrap();
-    let plan = omlboot::plan::build(
-        &mut cfg,
-        &facts,
-        &omlboot::catalog::Units::embedded().unwrap(),
-        &Default::default(),
-    )
-    .unwrap();
+    let plan = plan_support::plan_of(AIO);
     let registry = plan
         .steps
         .iter()

@@ -2,44 +2,17 @@
 //! order, that a converged host runs none, that a new omlapp image runs the migrations again (and
 //! never the admin reset), that a failed task blocks the units that need it, and that a probe that
 //! never passes fails the host. Time is paused: a probe deadline passes at once.
+mod plan_support;
 use omlboot::apply::engine::{self, Options};
 use omlboot::apply::fake::{self, Calls, FakeHost};
 use omlboot::apply::state::{State, Status};
-use omlboot::catalog::Units;
-use omlboot::config::{Config, Sources};
-use omlboot::facts::{os::PkgFamily, Facts};
+use omlboot::facts::os::PkgFamily;
 use omlboot::plan::{Plan, Step};
 use omlboot::target::Target;
+use plan_support::{plan_of, AIO};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
-
-const CONFIG: &str = "\
-role: aio
-omni_ip_lan: 10.20.0.10
-infra_env: lan
-postgres_password: Postgres-Pass-1
-ami_password: Ami-Pass-1
-s3_http_admin_pass: Minio-Root-1
-bucket_secret_key: Bucket-Secret-1
-public_ip_echo_urls: []
-";
-
-fn plan_of(config: &str) -> Plan {
-    let mut cfg = Config::load(&Sources {
-        file: Some(("config.yaml".into(), config.to_string())),
-        ..Default::default()
-    })
-    .expect("valid config");
-    let facts = Facts::from_config_only(&cfg).expect("config fixes every address");
-    omlboot::plan::build(
-        &mut cfg,
-        &facts,
-        &Units::embedded().unwrap(),
-        &Default::default(),
-    )
-    .expect("plan")
-}
 
 fn registry(plan: &Plan, salt: &str) -> BTreeMap<String, String> {
     plan.steps
@@ -85,7 +58,7 @@ fn index(calls: &[String], call: &str) -> usize {
 
 #[test]
 fn tasks_run_after_what_they_need_is_healthy_and_before_what_needs_them() {
-    let plan = plan_of(CONFIG);
+    let plan = plan_of(AIO);
     let root = tempfile::tempdir().unwrap();
     let calls = Calls::default();
     let host = fake::host(&calls, registry(&plan, ""), &[]);
@@ -129,7 +102,7 @@ fn tasks_run_after_what_they_need_is_healthy_and_before_what_needs_them() {
 
 #[test]
 fn a_converged_host_runs_no_task_and_restarts_nothing() {
-    let plan = plan_of(CONFIG);
+    let plan = plan_of(AIO);
     let root = tempfile::tempdir().unwrap();
     let calls = Calls::default();
     let host = fake::host(&calls, registry(&plan, ""), &[]);
@@ -163,7 +136,7 @@ fn a_converged_host_runs_no_task_and_restarts_nothing() {
 #[test]
 fn a_new_omlapp_image_runs_the_migrations_again_never_the_admin_reset_and_restarts_only_omlapp_units(
 ) {
-    let plan = plan_of(CONFIG);
+    let plan = plan_of(AIO);
     let root = tempfile::tempdir().unwrap();
     let calls = Calls::default();
     let host = fake::host(&calls, registry(&plan, ""), &[]);
@@ -171,7 +144,7 @@ fn a_new_omlapp_image_runs_the_migrations_again_never_the_admin_reset_and_restar
 
     // The operator moves omnileads_img to a new tag.
     let newer = plan_of(&format!(
-        "{CONFIG}omnileads_img: docker.io/omnileads/omlapp:250101.01\n"
+        "{AIO}omnileads_img: docker.io/omnileads/omlapp:250101.01\n"
     ));
     let before = calls.all().len();
     let mut host2 = fake::host(&calls, registry(&newer, "new"), &[]);
@@ -222,7 +195,7 @@ fn a_new_omlapp_image_runs_the_migrations_again_never_the_admin_reset_and_restar
 
 #[test]
 fn a_failed_task_fails_the_run_names_itself_and_blocks_what_needs_it() {
-    let plan = plan_of(CONFIG);
+    let plan = plan_of(AIO);
     let root = tempfile::tempdir().unwrap();
     let calls = Calls::default();
     let host = fake::host(&calls, registry(&plan, ""), &[]);
@@ -259,7 +232,7 @@ fn a_failed_task_fails_the_run_names_itself_and_blocks_what_needs_it() {
 
 #[test]
 fn a_probe_that_never_passes_fails_the_host_and_blocks_the_tasks_that_need_it() {
-    let plan = plan_of(CONFIG);
+    let plan = plan_of(AIO);
     let root = tempfile::tempdir().unwrap();
     let calls = Calls::default();
     let host = fake::host(&calls, registry(&plan, ""), &[]);
@@ -279,7 +252,7 @@ fn a_probe_that_never_passes_fails_the_host_and_blocks_the_tasks_that_need_it() 
 
 #[test]
 fn a_converged_host_whose_nginx_stops_answering_is_failed() {
-    let plan = plan_of(CONFIG);
+    let plan = plan_of(AIO);
     let root = tempfile::tempdir().unwrap();
     let calls = Calls::default();
     let host = fake::host(&calls, registry(&plan, ""), &[]);

@@ -1,41 +1,20 @@
 //! The engine's decisions on in-memory fakes (omlboot::apply::fake): order, restart only what
 //! changed, a failed unit, a failed image, optional against required, and a re-run that does
 //! nothing. Files go to a temporary root; packages, images and units are the fakes'. Milliseconds.
+mod plan_support;
 use omlboot::apply::engine::{self, Options};
 use omlboot::apply::fake::{self, Calls, FakeHost};
 use omlboot::apply::state::Status;
-use omlboot::catalog::Units;
-use omlboot::config::{Config, Sources};
-use omlboot::facts::{os::PkgFamily, Facts};
+use omlboot::facts::os::PkgFamily;
 use omlboot::plan::{Plan, Step};
 use omlboot::target::Target;
+use plan_support::{plan_of, AIO};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
-const CONFIG: &str = "\
-role: aio
-omni_ip_lan: 10.20.0.10
-infra_env: lan
-postgres_password: Postgres-Pass-1
-ami_password: Ami-Pass-1
-s3_http_admin_pass: Minio-Root-1
-bucket_secret_key: Bucket-Secret-1
-public_ip_echo_urls: []
-";
-
-pub fn plan_with(units: &Units, config: &str) -> Plan {
-    let mut cfg = Config::load(&Sources {
-        file: Some(("config.yaml".into(), config.to_string())),
-        ..Default::default()
-    })
-    .expect("valid config");
-    let facts = Facts::from_config_only(&cfg).expect("config fixes every address");
-    omlboot::plan::build(&mut cfg, &facts, units, &Default::default()).expect("plan")
-}
-
 fn plan() -> Plan {
-    plan_with(&Units::embedded().unwrap(), CONFIG)
+    plan_of(AIO)
 }
 
 fn refs(plan: &Plan) -> Vec<String> {

@@ -1,31 +1,21 @@
 //! Upgrade, rollback and telephony safety on the in-memory fakes, time paused (a probe deadline, a
 //! stability window or a drain timeout passes at once; the wall clock is simulated from a fixed
 //! Monday 00:00 UTC).
+mod plan_support;
 use omlboot::apply::drain::Window;
 use omlboot::apply::engine::{self, Options};
 use omlboot::apply::fake::{self, Calls, FakeHost, FakeImages};
 use omlboot::apply::state::{State, Status};
 use omlboot::apply::upgrade::{self, Day2, JStep, Journal};
-use omlboot::catalog::Units;
 use omlboot::config::{Config, Sources};
 use omlboot::error::Code;
-use omlboot::facts::{os::PkgFamily, Facts};
+use omlboot::facts::os::PkgFamily;
 use omlboot::plan::{Plan, Step};
 use omlboot::target::Target;
+use plan_support::AIO;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
-
-const CONFIG: &str = "\
-role: aio
-omni_ip_lan: 10.20.0.10
-infra_env: lan
-postgres_password: Postgres-Pass-1
-ami_password: Ami-Pass-1
-s3_http_admin_pass: Minio-Root-1
-bucket_secret_key: Bucket-Secret-1
-public_ip_echo_urls: []
-";
 
 /// 2026-12-07 00:00 UTC, a Monday.
 const MONDAY: u64 = 1_796_601_600;
@@ -36,23 +26,7 @@ const ASTERISK_2: &str = "asterisk_img: docker.io/omnileads/asterisk:e2e-2\n";
 const WEBSOCKETS_2: &str = "websockets_img: docker.io/omnileads/websockets:e2e-2\n";
 
 fn plan_of(extra: &str) -> Plan {
-    plan_of_config(&format!("{CONFIG}{extra}"))
-}
-
-fn plan_of_config(config: &str) -> Plan {
-    let mut cfg = Config::load(&Sources {
-        file: Some(("config.yaml".into(), config.to_string())),
-        ..Default::default()
-    })
-    .expect("valid config");
-    let facts = Facts::from_config_only(&cfg).expect("config fixes every address");
-    omlboot::plan::build(
-        &mut cfg,
-        &facts,
-        &Units::embedded().unwrap(),
-        &Default::default(),
-    )
-    .expect("plan")
+    plan_support::plan_of(&format!("{AIO}{extra}"))
 }
 
 fn refs(plan: &Plan) -> Vec<String> {
@@ -454,7 +428,7 @@ fn force_restarts_a_voice_component_carrying_calls_at_once_and_says_so() {
 fn a_config_change_of_asterisk_waits_for_its_call_too_and_gives_up_without_a_window() {
     // ami_password touches asterisk's env: a restart, not an image change.
     let v1 = plan_of("");
-    let v2 = plan_of_config(&CONFIG.replace("Ami-Pass-1", "Ami-Pass-2"));
+    let v2 = plan_support::plan_of(&AIO.replace("Ami-Pass-1", "Ami-Pass-2"));
     let root = tempfile::tempdir().unwrap();
     let calls = Calls::default();
     let host = installed(&calls, root.path(), &[&v1]);
@@ -721,7 +695,7 @@ fn a_maintenance_window_that_does_not_parse_is_a_config_error() {
         ("maintenance_weekdays: mon,fry\n", "maintenance_weekdays"),
     ] {
         let e = Config::load(&Sources {
-            file: Some(("config.yaml".into(), format!("{CONFIG}{extra}"))),
+            file: Some(("config.yaml".into(), format!("{AIO}{extra}"))),
             ..Default::default()
         })
         .unwrap_err();
@@ -730,7 +704,7 @@ fn a_maintenance_window_that_does_not_parse_is_a_config_error() {
     let cfg = Config::load(&Sources {
         file: Some((
             "config.yaml".into(),
-            format!("{CONFIG}maintenance_weekdays: sat-sun\nmaintenance_hours: \"22-04\"\n"),
+            format!("{AIO}maintenance_weekdays: sat-sun\nmaintenance_hours: \"22-04\"\n"),
         )),
         ..Default::default()
     })
