@@ -214,7 +214,8 @@ fn payload(omlboot: &Path, standins: &Path) -> Result<PathBuf> {
         return Ok(img);
     }
     let t = Instant::now();
-    let stage = cache_dir().join(format!(".payload-{key}.d"));
+    // Per process: two suites started at once each build their own and the last rename wins.
+    let stage = cache_dir().join(format!(".payload-{key}.{}.d", std::process::id()));
     let _ = std::fs::remove_dir_all(&stage);
     std::fs::create_dir_all(&stage)?;
     std::fs::copy(omlboot, stage.join("omlboot"))?;
@@ -253,7 +254,7 @@ fn payload(omlboot: &Path, standins: &Path) -> Result<PathBuf> {
         }
     }
     let size_mb = du_bytes(&stage) * 13 / 10 / (1 << 20) + 64;
-    let tmp = img.with_extension("img.tmp");
+    let tmp = img.with_extension(format!("img.{}.tmp", std::process::id()));
     let out = Command::new("mkfs.ext4")
         .args(["-q", "-F", "-L", "e2epayload", "-d"])
         .arg(&stage)
