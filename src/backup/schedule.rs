@@ -178,6 +178,8 @@ impl Window {
     }
 
     /// systemd OnCalendar expressions waking the service every [`TICK_MIN`] minutes in the window.
+    /// Each ends in `UTC`: systemd reads a calendar without a zone in the host's local time, and
+    /// `apply` sets the host's zone to the operator's `TZ`.
     pub fn on_calendar(&self) -> Vec<String> {
         let days = |shift: u32| -> String {
             let names: Vec<&str> = self
@@ -192,17 +194,19 @@ impl Window {
             // The start hour begins at `minute`; later hours at :00.
             if from == self.start && self.minute > 0 {
                 out.push(format!(
-                    "{days} *-*-* {from:02}:{:02}/{TICK_MIN}:00",
+                    "{days} *-*-* {from:02}:{:02}/{TICK_MIN}:00 UTC",
                     self.minute
                 ));
                 if from < to {
                     out.push(format!(
-                        "{days} *-*-* {:02}..{to:02}:00/{TICK_MIN}:00",
+                        "{days} *-*-* {:02}..{to:02}:00/{TICK_MIN}:00 UTC",
                         from + 1
                     ));
                 }
             } else {
-                out.push(format!("{days} *-*-* {from:02}..{to:02}:00/{TICK_MIN}:00"));
+                out.push(format!(
+                    "{days} *-*-* {from:02}..{to:02}:00/{TICK_MIN}:00 UTC"
+                ));
             }
         };
         if self.start <= self.end {
@@ -436,12 +440,15 @@ mod tests {
         let w = Window::parse("1-5", "01-04", 0).unwrap();
         assert_eq!(
             w.on_calendar(),
-            vec!["Mon,Tue,Wed,Thu,Fri *-*-* 01..04:00/10:00"]
+            vec!["Mon,Tue,Wed,Thu,Fri *-*-* 01..04:00/10:00 UTC"]
         );
         let w = Window::parse("7", "22-01", 0).unwrap();
         assert_eq!(
             w.on_calendar(),
-            vec!["Sun *-*-* 22..23:00/10:00", "Mon *-*-* 00..01:00/10:00"]
+            vec![
+                "Sun *-*-* 22..23:00/10:00 UTC",
+                "Mon *-*-* 00..01:00/10:00 UTC"
+            ]
         );
         let w = Window::parse("*", "03", 30).unwrap();
         assert_eq!(w.on_calendar().len(), 1);
