@@ -476,10 +476,31 @@ async fn registry_not_yet_listening_is_retried() {
         ..store.opts()
     };
     let r = refs(&seeded);
+    let target = r[0].clone();
     let pull = tokio::spawn(async move { images::ensure(&r, &opts).await });
     // podman 4.3 retries refused connections itself for ~3 s (3 × 1 s) before it gives up; start
-    // the registry after that so the first of *our* attempts fails and a later one succeeds.
-    tokio::time::sleep(Duration::from_millis(4000)).await;
+    // the registry once that first `podman pull` has exited, so the first of *our* attempts fails
+    // and a later one succeeds (a fixed sleep lost the race on a loaded machine).
+    let watched = target.clone();
+    let first = tokio::task::spawn_blocking(move || {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut seen = None;
+        loop {
+            let now = pulls_of(&watched);
+            match seen {
+                None => seen = now.first().copied(),
+                Some(pid) if !now.contains(&pid) => return true,
+                Some(_) => {}
+            }
+            if Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(first, "the first podman pull of {target:?} never ended");
     let path = dir.path().to_path_buf();
     let reg = tokio::task::spawn_blocking(move || Registry::start(&path, port, false))
         .await
@@ -493,6 +514,25 @@ async fn registry_not_yet_listening_is_retried() {
         other => panic!("want Pulled after retries, got {other:?}"),
     }
     drop(reg);
+}
+
+/// Pids of the running `podman pull` processes of `reference` (from /proc).
+fn pulls_of(reference: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+        let has = |w: &str| args.iter().any(|a| *a == w.as_bytes());
+        if args.first().is_some_and(|a| a.ends_with(b"podman")) && has("pull") && has(reference) {
+            pids.push(pid);
+        }
+    }
+    pids
 }
 
 #[tokio::test]
