@@ -527,7 +527,7 @@ fn pulls_of(reference: &str) -> Vec<u32> {
             continue;
         };
         let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
-        let has = |w: &str| args.iter().any(|a| *a == w.as_bytes());
+        let has = |w: &str| args.contains(&w.as_bytes());
         if args.first().is_some_and(|a| a.ends_with(b"podman")) && has("pull") && has(reference) {
             pids.push(pid);
         }
