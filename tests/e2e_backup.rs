@@ -429,7 +429,7 @@ fn backup_on_host_a_restores_on_fresh_host_b_refuses_corrupt_survives_kill_and_k
                 RUN,
             )
             .unwrap();
-        let log = a.sh("journalctl -u omlboot-backup.service -n 3 --no-pager -o cat");
+        let log = a.sh("journalctl -u omlboot-backup.service -n 10 --no-pager -o cat");
         eprintln!(
             "e2e: scheduled run ({what}): exit {}, {}",
             o.code,
