@@ -577,6 +577,19 @@ fn killed_at_every_journal_step_a_rerun_converges_to_old_or_new_never_a_mix() {
                     .unwrap()
                     .insert(new_app.clone());
             }
+            // nginx answers through uwsgi: its probe fails while omnileads runs the broken image.
+            let nginx = v2
+                .components
+                .iter()
+                .find(|c| c.name == "nginx")
+                .and_then(|c| c.probe.as_ref())
+                .unwrap()
+                .describe();
+            host.runtime
+                .probe_needs
+                .lock()
+                .unwrap()
+                .insert(nginx, vec!["omnileads.service".into()]);
             let mut d = day2();
             d.kill_after = Some(step);
             let e = apply(&v2, root.path(), &host, &d).unwrap_err();

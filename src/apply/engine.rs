@@ -1106,8 +1106,13 @@ async fn units_stage<P, I: ImageStore, S: ServiceManager, R: Runtime>(
             }
         }
     }
-    probe_stage(rec, plan, &names, host, opts).await?;
-    // Then each image change of the stage through its gate, one group after another.
+    // Each image change of the stage through its gate, one group after another; then the probes of
+    // the rest of the stage, which may need the groups' members (nginx needs omlapp): probed before a
+    // gate, they would judge an image the gate is about to replace or roll back.
+    let gated: BTreeSet<String> = groups
+        .iter()
+        .flat_map(|(_, members)| members.iter().map(|c| c.name.clone()))
+        .collect();
     for (reference, members) in groups {
         // A run killed while rolling this group back: finish the rollback.
         if let Some(g) = run
@@ -1134,7 +1139,8 @@ async fn units_stage<P, I: ImageStore, S: ServiceManager, R: Runtime>(
             }
         }
     }
-    Ok(())
+    let rest: Vec<String> = names.into_iter().filter(|n| !gated.contains(n)).collect();
+    probe_stage(rec, plan, &rest, host, opts).await
 }
 
 /// An image change whose bootstrap task failed on the new image (omlapp's migrations): its units never

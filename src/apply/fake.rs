@@ -253,6 +253,9 @@ pub struct FakeRuntime {
     pub broken_images: Mutex<BTreeSet<String>>,
     /// probe description → the unit it checks ([`wire`] fills it from a plan).
     pub probe_units: Mutex<BTreeMap<String, String>>,
+    /// probe description → other units its answer comes through (nginx's 302 is uwsgi's): it fails
+    /// too when one of them runs a broken image. Tests fill it.
+    pub probe_needs: Mutex<BTreeMap<String, Vec<String>>>,
     /// unit → image id it runs (shared with [`FakeSystemd::running`]).
     pub running: Arc<Mutex<BTreeMap<String, String>>>,
     /// container → the call counts it answers, in turn.
@@ -276,13 +279,29 @@ impl Runtime for FakeRuntime {
     async fn probe_once(&self, probe: &Probe) -> Result<String, String> {
         let what = probe.describe();
         self.calls.push(format!("probe {what}"));
-        let broken = self
+        let mut units: Vec<String> = self
             .probe_units
             .lock()
             .unwrap()
             .get(&what)
-            .and_then(|u| self.running.lock().unwrap().get(u).cloned())
-            .is_some_and(|id| self.broken_images.lock().unwrap().contains(&id));
+            .cloned()
+            .into_iter()
+            .collect();
+        units.extend(
+            self.probe_needs
+                .lock()
+                .unwrap()
+                .get(&what)
+                .cloned()
+                .unwrap_or_default(),
+        );
+        let broken = units.iter().any(|u| {
+            self.running
+                .lock()
+                .unwrap()
+                .get(u)
+                .is_some_and(|id| self.broken_images.lock().unwrap().contains(id))
+        });
         if broken
             || self
                 .failing_probes
