@@ -575,7 +575,7 @@ where
             }
         }
     }
-    let mut run = Run::new(day2, root);
+    let mut run = Run::new(day2, root, plan);
     let mut groups_prepared = false;
     rec.save()?;
     // Components a failed task keeps from starting: component → why.

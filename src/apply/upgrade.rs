@@ -21,7 +21,7 @@ use super::systemd::Outcome;
 use crate::plan::{Plan, PlannedComponent};
 use anyhow::{Context as _, Result};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -210,11 +210,18 @@ pub struct Run<'a> {
     pub image_overrides: BTreeMap<String, String>,
     /// A group was rolled back this run.
     pub rolled_back: bool,
+    /// Tasks whose whole effect a database dump undoes (container tasks without volumes).
+    pub dump_undoes: BTreeSet<String>,
 }
 
 impl<'a> Run<'a> {
-    pub fn new(day2: &'a Day2, root: &Path) -> Run<'a> {
+    pub fn new(day2: &'a Day2, root: &Path, plan: &Plan) -> Run<'a> {
         Run {
+            dump_undoes: plan
+                .tasks()
+                .filter(|t| t.action.mounts_nothing())
+                .map(|t| t.name.clone())
+                .collect(),
             day2,
             clock: Clock::new(day2.clock_start_unix),
             journal: Journal::load(root).ok().flatten().unwrap_or_default(),
@@ -806,6 +813,18 @@ pub(crate) async fn rollback_group<P, I: ImageStore, S: ServiceManager, R: Runti
             for (c, p) in probes.drain(..) {
                 rec.probe(&c.name, p)?;
             }
+            // The dump put the database back as the previous image's migrations left it: so do
+            // their records, or the next run would run them again on the previous image. A task
+            // that wrote a volume (static files) runs again: the dump did not undo it.
+            if g.dump.is_some() {
+                for (name, r) in rec.state.tasks.iter_mut() {
+                    if run.dump_undoes.contains(name)
+                        && r.succeeded_image_id.as_deref() == Some(g.new_id.as_str())
+                    {
+                        r.succeeded_image_id = Some(g.previous_id.clone());
+                    }
+                }
+            }
             rec.save()?;
             run.jstep(root, reference, JStep::RolledBack, Some(why.to_string()))?;
             rec.step(
@@ -1007,7 +1026,7 @@ pub async fn rollback_on<P, I: ImageStore, S: ServiceManager, R: Runtime>(
         );
     }
     let mut rec = Recorder::new(state, root);
-    let mut run = Run::new(day2, root);
+    let mut run = Run::new(day2, root, plan);
     let mut by_ref: BTreeMap<String, JGroup> = BTreeMap::new();
     for c in &plan.components {
         let Some(r) = rec.state.upgrades.get(&c.name) else {

@@ -152,6 +152,12 @@ impl TaskAction {
             TaskAction::S3Bootstrap { .. } => None,
         }
     }
+
+    /// A container task with no volume writes nowhere on the host: what it changed (the database)
+    /// a dump taken before it brings back.
+    pub fn mounts_nothing(&self) -> bool {
+        matches!(self, TaskAction::Container { volumes, .. } if volumes.is_empty())
+    }
 }
 
 /// One step. Files carry their content for `render`/`apply`, but it is never serialized.
