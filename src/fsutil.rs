@@ -22,6 +22,17 @@ pub enum Written {
 /// removed and the previous file is left as it was. Temp files that a killed run left beside
 /// `path` are removed first.
 pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<Written> {
+    write_atomic_then(path, content, mode, || Ok(()))
+}
+
+/// [`write_atomic`], calling `before_change` once it knows the content changes and before it writes
+/// (apply records what the change will owe first, so a kill after the write still owes it).
+pub fn write_atomic_then(
+    path: &Path,
+    content: &[u8],
+    mode: u32,
+    before_change: impl FnOnce() -> Result<()>,
+) -> Result<Written> {
     if let Ok(existing) = fs::read(path) {
         if existing == content {
             let meta = fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
@@ -33,6 +44,7 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: u32) -> Result<Written> {
             return Ok(Written::ModeFixed);
         }
     }
+    before_change()?;
     let dir = path.parent().context("path has no parent directory")?;
     let name = path
         .file_name()

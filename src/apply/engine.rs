@@ -23,7 +23,7 @@ use super::systemd::{self, Outcome, UnitState};
 use super::tls;
 use super::upgrade::{self, Day2, Deferred, Run};
 use crate::facts::os::PkgFamily;
-use crate::fsutil::{ensure_dir, write_atomic, Written};
+use crate::fsutil::{ensure_dir, write_atomic, write_atomic_then, Written};
 use crate::plan::{Plan, PlannedComponent, PlannedTask, Step};
 use crate::target::Target;
 use anyhow::{Context as _, Result};
@@ -632,10 +632,7 @@ where
                         std::fs::create_dir_all(parent)?;
                     }
                 }
-                if std::fs::read(&p).map_or(true, |old| old != *content) {
-                    rec.owe_restart(plan, path)?;
-                }
-                let w = write_atomic(&p, content, *mode)?;
+                let w = write_atomic_then(&p, content, *mode, || rec.owe_restart(plan, path))?;
                 chown_root(&p)?;
                 let changed = w != Written::Unchanged;
                 if changed {
